@@ -1,0 +1,1 @@
+"""Born-Again Networks: born-again distillation of image classifiers and language models."""

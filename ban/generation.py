@@ -1,0 +1,208 @@
+"""Train one generation of the chain end to end and write its files.
+
+This is the body of the ``teacher`` and ``student@genK`` stages: build the
+network, load the frozen teacher, resume from saved state when it matches,
+train with per-epoch logging and state saving, then write the checkpoint, the
+test-set predictions and the metrics.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import os
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.distributed as dist
+from torch import nn
+
+from ban import interrupt
+from ban.checkpoint import load_model, load_torch, save_json, save_model, save_torch
+from ban.config import Generation, Params
+from ban.data.prepared import TENSORS_FILE, load_prepared
+from ban.device import resolve_device, resolve_precision
+from ban.domains import Domain, make_domain
+from ban.engine import EpochReport, Trainer
+from ban.errors import DataError
+from ban.fingerprint import fingerprint
+from ban.nets import build_model, count_parameters
+from ban.paths import PREPARED, live_dir, metrics_path, model_path, predictions_path, stage_name, state_path
+
+log = logging.getLogger(__name__)
+
+
+@dataclasses.dataclass
+class Distributed:
+    rank: int = 0
+    world: int = 1
+
+    @property
+    def is_main(self) -> bool:
+        return self.rank == 0
+
+    @classmethod
+    def from_environment(cls) -> Distributed:
+        """Rank and world size as set by ``torchrun``; a plain run is one process."""
+        return cls(int(os.environ.get("RANK", 0)), int(os.environ.get("WORLD_SIZE", 1)))
+
+
+def train_generation(params: Params, name: str) -> dict[str, Any]:
+    generation = params.generation(name)
+    ranks = Distributed.from_environment()
+    device = resolve_device(params.train.device)
+    if ranks.world > 1:
+        device = start_process_group(device)
+    precision = resolve_precision(params.train.precision, device)
+    prepared = load_prepared(PREPARED)
+    if prepared.task != params.task:
+        raise DataError(f"{PREPARED}/ holds {prepared.meta['name']!r} data but data.name is "
+                        f"{params.data.name!r}: run `dvc repro prepare`")
+    domain = make_domain(prepared, params.train, device, precision)
+
+    def build(arch: str, options: dict[str, Any]) -> nn.Module:
+        return domain.prepare_model(build_model(arch, options, **domain.data_arguments()))
+
+    torch.manual_seed(generation.seed)
+    model = build(generation.arch, generation.options)
+    teacher = load_teacher(params, generation, domain, build)
+    log.info("%s: %s %s, %s parameters, teacher %s, kd.mode %s, %s on %s",
+             name, generation.arch, generation.options, f"{count_parameters(model):,}",
+             generation.teacher if teacher is not None else "none",
+             params.kd.mode if generation.teacher else "-", precision, device)
+    trainable = model
+    if ranks.world > 1:
+        trainable = nn.parallel.DistributedDataParallel(model)
+    if params.train.compile:
+        trainable = torch.compile(trainable)
+    trainer = Trainer(trainable, domain, params.train, params.kd if generation.teacher else _LABELS_ONLY,
+                      seed=generation.seed, device=device, precision=precision, generation=name,
+                      teacher=teacher, rank=ranks.rank, world=ranks.world)
+    digest = training_fingerprint(params, generation)
+    history = resume(trainer, name, digest)
+    interrupt.install()
+    try:
+        run_with_logging(trainer, name, digest, history, ranks)
+    except KeyboardInterrupt as signal_name:
+        raise SystemExit(f"{name}: stopped by {signal_name} after epoch {trainer.epoch}; the state is "
+                         f"saved in {state_path(name)}: run the same command (or `dvc repro`) to resume") \
+            from None
+    if not ranks.is_main:
+        return {}
+    return write_outputs(model, domain, generation, history, params)
+
+
+_LABELS_ONLY = dataclasses.replace(Params().kd, mode="none")
+
+
+def start_process_group(device: torch.device) -> torch.device:
+    backend = "nccl" if device.type == "cuda" else "gloo"
+    dist.init_process_group(backend)
+    if device.type == "cuda":
+        device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", 0)))
+        torch.cuda.set_device(device)
+    return device
+
+
+def load_teacher(params: Params, generation: Generation, domain: Domain, build: Any) -> nn.Module | None:
+    if generation.teacher is None or params.kd.mode == "none":
+        return None
+    return load_model(model_path(generation.teacher), f"stage {stage_name(generation.teacher)} (dvc repro)",
+                      domain.signature(), build)
+
+
+def training_fingerprint(params: Params, generation: Generation) -> str:
+    settings = {"generation": dataclasses.asdict(generation), "train": dataclasses.asdict(params.train)}
+    files = [PREPARED / TENSORS_FILE]
+    if generation.teacher is not None:
+        settings["kd"] = dataclasses.asdict(params.kd)
+        if params.kd.mode != "none":
+            files.append(model_path(generation.teacher))
+    settings["train"].pop("nproc")  # the same run on more processes continues the same state
+    return fingerprint(settings, files)
+
+
+def resume(trainer: Trainer, name: str, digest: str) -> list[dict[str, Any]]:
+    """Continue from the last completed epoch when the saved state was made by these params."""
+    path = state_path(name)
+    if not path.exists():
+        return []
+    saved = load_torch(path, "training state", f"stage {stage_name(name)}")
+    if saved.get("fingerprint") != digest:
+        log.info("%s: discarding %s: it was made with other params or data", name, path)
+        return []
+    trainer.load_state_dict(saved["trainer"])
+    log.info("%s: resuming after epoch %d from %s", name, trainer.epoch, path)
+    return saved["history"]
+
+
+def run_with_logging(trainer: Trainer, name: str, digest: str, history: list[dict[str, Any]],
+                     ranks: Distributed) -> None:
+    from dvclive import Live
+
+    live = Live(dir=str(live_dir(name)), dvcyaml=False, save_dvc_exp=False, resume=bool(history)) \
+        if ranks.is_main else None
+    unit = trainer.domain.unit
+
+    def on_epoch(report: EpochReport) -> None:
+        history.append(epoch_record(report))
+        if not ranks.is_main:
+            return
+        print(progress_line(name, report, trainer.settings.epochs, unit), flush=True)
+        with interrupt.protected():
+            for key, value in history[-1].items():
+                if key != "epoch":
+                    live.log_metric(key, value)
+            live.next_step()
+            save_torch({"fingerprint": digest, "trainer": trainer.state_dict(), "history": history},
+                       state_path(name))
+
+    trainer.run(on_epoch)
+    if live is not None:
+        live.end()
+
+
+def epoch_record(report: EpochReport) -> dict[str, Any]:
+    record = {"epoch": report.epoch, "lr": report.lr, "train/loss": report.train_loss,
+              "train/error": report.train_error}
+    record.update({f"train/loss_{k}": v for k, v in report.losses.items()})
+    for split, figures in report.eval.items():
+        record.update({f"{split}/{k}": v for k, v in figures.items()})
+    record.update({f"analysis/{k}": v for k, v in report.analysis.items()})
+    return record
+
+
+def progress_line(name: str, report: EpochReport, epochs: int, unit: str) -> str:
+    figures = [f"{name} epoch {report.epoch:>3}/{epochs}", f"loss {report.train_loss:.4f}",
+               f"train err {report.train_error:5.2f}%"]
+    for split, values in report.eval.items():
+        figures.append(f"{split} err {values['error']:5.2f}% nll {values['nll']:.4f}")
+    figures += [f"lr {report.lr:.4g}", f"{report.examples_per_s:,.0f} {unit}/s", f"{report.seconds:.1f}s"]
+    return "  ".join(figures)
+
+
+def write_outputs(model: nn.Module, domain: Domain, generation: Generation, history: list[dict[str, Any]],
+                  params: Params) -> dict[str, Any]:
+    name = generation.name
+    splits = {split: domain.predict(model, split) for split in domain.eval_splits}
+    metrics: dict[str, Any] = {"params": count_parameters(model), "epochs": len(history),
+                               "train_error": history[-1]["train/error"]}
+    for split, predictions in splits.items():
+        metrics.update(split_metrics(split, predictions.error, predictions.nll, domain.task))
+    save_model(model, model_path(name), generation=name, arch=generation.arch, options=generation.options,
+               data_signature=domain.signature())
+    save_torch({"generation": name, "teacher": generation.teacher, "metrics": metrics, "history": history,
+                "splits": {split: p.to_dict() for split, p in splits.items()}}, predictions_path(name))
+    save_json(metrics, metrics_path(name))
+    Path(state_path(name)).unlink(missing_ok=True)
+    return metrics
+
+
+def split_metrics(split: str, error: float, nll: float, task: str) -> dict[str, float]:
+    """Error and NLL for classifiers; perplexity (exp of mean token NLL) for language models."""
+    import math
+
+    if task == "lm":
+        return {f"{split}_perplexity": math.exp(nll), f"{split}_nll": nll}
+    return {f"{split}_error": error, f"{split}_nll": nll}

@@ -1,0 +1,45 @@
+"""Stage ``evaluate``: metrics, a results table and figures for every generation and ensemble.
+
+A pure function of the saved predictions: no network is run again.
+"""
+
+from __future__ import annotations
+
+from ban.checkpoint import load_torch, save_json
+from ban.config import load_params
+from ban.domains import Predictions
+from ban.paths import (ANALYSIS_FIGURE, ENSEMBLE, GENERATIONS_FIGURE, PARAMS, RESULTS_TABLE, SUMMARY,
+                       predictions_path, stage_name)
+from ban.report import agreement, plot_analysis, plot_generations, primary_metric, results_table, write_markdown
+from stages.cli import run
+
+
+def main(argv: list[str]) -> None:
+    params = load_params(PARAMS)
+    saved = {name: load_torch(predictions_path(name), "predictions", f"stage {stage_name(name)} (dvc repro)")
+             for name in params.generations()}
+    ensembles = load_torch(ENSEMBLE, "ensemble predictions", "stage ensemble (dvc repro)")["ensembles"]
+    reported = list(saved["gen0"]["splits"])[-1]
+    generations = {}
+    for name, record in saved.items():
+        row = {"teacher": record["teacher"] or "", **record["metrics"]}
+        if record["teacher"] and params.task == "image":
+            row["agreement"] = agreement(Predictions.from_dict(record["splits"][reported]),
+                                         Predictions.from_dict(saved[record["teacher"]]["splits"][reported]))
+        generations[name] = row
+    ensemble_rows = {name: {"members": "+".join(e["members"]), **e["metrics"]}
+                     for name, e in ensembles.items()}
+    table = results_table(generations, ensemble_rows)
+    metric = primary_metric(params.task)
+    title = f"{params.data.name}, {params.model['arch']}, kd.mode={params.kd.mode}"
+    write_markdown(table, RESULTS_TABLE, title)
+    plot_generations(table, metric, GENERATIONS_FIGURE, title)
+    plot_analysis({name: saved[name]["history"] for name in params.students}, ANALYSIS_FIGURE)
+    summary = {name: {k: v for k, v in row.items() if isinstance(v, int | float)}
+               for name, row in {**generations, **ensemble_rows}.items()}
+    save_json(summary, SUMMARY)
+    print(RESULTS_TABLE.read_text())
+
+
+if __name__ == "__main__":
+    run(main)

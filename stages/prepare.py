@@ -1,0 +1,21 @@
+"""Stage ``prepare``: the dataset named by ``data.name`` into ``data/prepared/``."""
+
+from __future__ import annotations
+
+from ban.config import load_params
+from ban.data import prepare_dataset
+from ban.data.prepared import save_prepared
+from ban.paths import PARAMS, PREPARED
+from stages.cli import run
+
+
+def main(argv: list[str]) -> None:
+    params = load_params(PARAMS)
+    prepared = prepare_dataset(params.data)
+    save_prepared(PREPARED, prepared)
+    sizes = ", ".join(f"{name} {tuple(tensor.shape)}" for name, tensor in prepared.tensors.items())
+    print(f"prepared {params.data.name} in {PREPARED}/: {sizes}")
+
+
+if __name__ == "__main__":
+    run(main)

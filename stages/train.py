@@ -1,0 +1,22 @@
+"""Stage ``teacher`` / ``student@genK``: ``python -m stages.train gen2`` trains generation 2."""
+
+from __future__ import annotations
+
+import argparse
+
+from ban.config import load_params
+from ban.generation import train_generation
+from ban.paths import PARAMS
+from stages.cli import run
+
+
+def main(argv: list[str]) -> None:
+    parser = argparse.ArgumentParser(prog="python -m stages.train", description=__doc__)
+    parser.add_argument("generation", help="gen0 (the teacher) or a key of `students` in params.yaml")
+    args = parser.parse_args(argv)
+    params = load_params(PARAMS)
+    train_generation(params, args.generation)
+
+
+if __name__ == "__main__":
+    run(main)
