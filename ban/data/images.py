@@ -206,5 +206,7 @@ def _cifar_error(
 
 
 def _cifar_files(dataset_class: type[CIFAR10]) -> list[str]:
-    """The extracted files torchvision reads, in the order of the archive's documentation."""
-    return [file for file, _ in dataset_class.train_list + dataset_class.test_list] + [dataset_class.meta["filename"]]
+    """The extracted files torchvision reads: training batches, test batch, class names."""
+    return [file for file, _ in dataset_class.train_list + dataset_class.test_list] + [
+        dataset_class.meta["filename"]
+    ]

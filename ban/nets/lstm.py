@@ -18,7 +18,8 @@ State = tuple[Tensor, Tensor]  # (h, c), each [layers, batch, hidden]
 
 def detach_state(state: State) -> State:
     """Cut the graph behind the carried state so that gradients stop at the window start."""
-    return tuple(tensor.detach() for tensor in state)
+    h, c = state
+    return h.detach(), c.detach()
 
 
 def check_sizes(**sizes: int) -> None:
