@@ -34,6 +34,7 @@ class DataConfig:
     train_subset: int | None = None
     image_size: int | None = None
     test_fraction: float = 0.25
+    verify: bool = True  # cifar: check the files' published md5 sums
     seed: int = 0  # the split and subset; apart from the training seed so that seed studies share data
 
 

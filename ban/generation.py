@@ -11,7 +11,6 @@ from __future__ import annotations
 import dataclasses
 import logging
 import os
-from pathlib import Path
 from typing import Any
 
 import torch
@@ -195,7 +194,6 @@ def write_outputs(model: nn.Module, domain: Domain, generation: Generation, hist
     save_torch({"generation": name, "teacher": generation.teacher, "metrics": metrics, "history": history,
                 "splits": {split: p.to_dict() for split, p in splits.items()}}, predictions_path(name))
     save_json(metrics, metrics_path(name))
-    Path(state_path(name)).unlink(missing_ok=True)
     return metrics
 
 

@@ -24,7 +24,8 @@ def agreement(a: Predictions, b: Predictions) -> float:
     return float((a.argmax == b.argmax).double().mean() * 100)
 
 
-def results_table(generations: dict[str, dict[str, Any]], ensembles: dict[str, dict[str, Any]]) -> pd.DataFrame:
+def results_table(generations: dict[str, dict[str, Any]],
+                  ensembles: dict[str, dict[str, Any]]) -> pd.DataFrame:
     """One row per generation, then per ensemble; columns are the metrics present."""
     rows = [{"name": name, "kind": "teacher" if not row.get("teacher") else "student", **row}
             for name, row in generations.items()]

@@ -8,9 +8,24 @@ from __future__ import annotations
 from ban.checkpoint import load_torch, save_json
 from ban.config import load_params
 from ban.domains import Predictions
-from ban.paths import (ANALYSIS_FIGURE, ENSEMBLE, GENERATIONS_FIGURE, PARAMS, RESULTS_TABLE, SUMMARY,
-                       predictions_path, stage_name)
-from ban.report import agreement, plot_analysis, plot_generations, primary_metric, results_table, write_markdown
+from ban.paths import (
+    ANALYSIS_FIGURE,
+    ENSEMBLE,
+    GENERATIONS_FIGURE,
+    PARAMS,
+    RESULTS_TABLE,
+    SUMMARY,
+    predictions_path,
+    stage_name,
+)
+from ban.report import (
+    agreement,
+    plot_analysis,
+    plot_generations,
+    primary_metric,
+    results_table,
+    write_markdown,
+)
 from stages.cli import run
 
 

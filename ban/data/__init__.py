@@ -12,7 +12,8 @@ def prepare_dataset(data: DataConfig) -> Prepared:
         from ban.data.images import prepare_images
 
         return prepare_images(data.name, data.root, download=data.download, train_subset=data.train_subset,
-                              image_size=data.image_size, seed=data.seed, test_fraction=data.test_fraction)
+                              image_size=data.image_size, seed=data.seed, test_fraction=data.test_fraction,
+                              verify=data.verify)
     from ban.data.text import prepare_corpus
 
     return prepare_corpus(data.name, data.root, download=data.download)

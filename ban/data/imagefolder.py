@@ -3,7 +3,7 @@
 Folders are discovered by ``torchvision.datasets.ImageFolder`` (same class order,
 same accepted extensions); pixels are read with PIL in two passes: the headers
 first, to choose one channel count and size for every image before any pixel is
-decoded, then the pixels straight into one preallocated tensor per split.
+decoded, then the pixels straight into one preallocated array per split.
 """
 
 from __future__ import annotations
@@ -117,11 +117,11 @@ def _format(size: tuple[int, int]) -> str:
 def _read_pixels(paths: list[Path], mode: str, size: tuple[int, int]) -> torch.Tensor:
     channels = 1 if mode == "L" else 3
     width, height = size
-    images = torch.empty((len(paths), channels, height, width), dtype=torch.uint8)
+    images = np.empty((len(paths), channels, height, width), dtype=np.uint8)
     for index, path in enumerate(paths):
-        pixels = torch.from_numpy(_decode(path, mode, size))
-        images[index] = pixels.unsqueeze(0) if channels == 1 else pixels.permute(2, 0, 1)
-    return images
+        pixels = _decode(path, mode, size)
+        images[index] = pixels[np.newaxis] if channels == 1 else pixels.transpose(2, 0, 1)
+    return torch.from_numpy(images)
 
 
 def _decode(path: Path, mode: str, size: tuple[int, int]) -> np.ndarray:

@@ -24,7 +24,7 @@ IMAGE_DATASETS = ("digits", "cifar10", "cifar100", "imagefolder")
 # The built-in datasets keep the square size they ship with: data.image_size may only repeat it.
 NATIVE_SIZES = {"digits": 8, "cifar10": 32, "cifar100": 32}
 CIFAR_CLASSES: dict[str, type[CIFAR10]] = {"cifar10": CIFAR10, "cifar100": CIFAR100}
-DIGITS_MAX = 16  # scikit-learn's digits count dark pixels in 4x4 blocks: values 0..16
+DIGITS_MAX = 16  # each digits pixel counts the inked pixels of a 4x4 block: values 0..16
 
 Tensors = dict[str, torch.Tensor]
 

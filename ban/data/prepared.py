@@ -71,7 +71,8 @@ def load_prepared(directory: str | Path) -> Prepared:
         meta = json.loads(meta_path.read_text())
         tensors = torch.load(tensors_path, map_location="cpu", weights_only=True)
     except Exception as error:  # any decoding failure means the same thing to the user
-        raise DataError(f"prepared data in {directory}/ is corrupt ({error.__class__.__name__}): {hint}") from None
+        reason = error.__class__.__name__
+        raise DataError(f"prepared data in {directory}/ is corrupt ({reason}): {hint}") from None
     task = meta.get("task") if isinstance(meta, dict) else None
     if task not in REQUIRED_TENSORS or not isinstance(tensors, dict):
         raise DataError(f"prepared data in {directory}/ has an unknown layout: {hint}")
@@ -89,7 +90,8 @@ def _check_labels(prepared: Prepared, directory: Path, hint: str) -> None:
     for split in ("train", "test"):
         labels = prepared.tensors[f"{split}_y"]
         if len(labels) != len(prepared.tensors[f"{split}_x"]):
-            raise DataError(f"prepared data in {directory}/: {split} images and labels differ in count: {hint}")
+            raise DataError(f"prepared data in {directory}/: {split} images and labels differ in count: "
+                            f"{hint}")
         if len(labels) and (labels.min() < 0 or labels.max() >= num_classes):
             raise DataError(
                 f"prepared data in {directory}/: {split} labels outside 0..{num_classes - 1}: {hint}"
