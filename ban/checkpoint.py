@@ -8,6 +8,7 @@ never code.
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import tempfile
@@ -25,24 +26,29 @@ FORMAT = "ban-checkpoint-1"
 def atomic_write(path: str | Path, write: Any) -> None:
     """Call ``write(file_object)`` on a temp file next to ``path``, fsync, then rename."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    temp: Path | None = None
     try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        handle, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+        temp = Path(name)
         with os.fdopen(handle, "wb") as file:
             write(file)
             file.flush()
             os.fsync(file.fileno())
         os.replace(temp, path)
-    except OSError as error:
-        Path(temp).unlink(missing_ok=True)
-        raise BanError(f"could not write {path}: {error.strerror or error}") from None
-    except BaseException:
-        Path(temp).unlink(missing_ok=True)
+    except BaseException as error:
+        if temp is not None:
+            temp.unlink(missing_ok=True)
+        if isinstance(error, OSError):  # a full disk, a quota, permissions: the user can act on it
+            raise BanError(f"could not write {path}: {error.strerror or error}") from None
         raise
 
 
 def save_torch(obj: Any, path: str | Path) -> None:
-    atomic_write(path, lambda file: torch.save(obj, file))
+    """Serialise in memory first: torch's writer reports a full disk as an opaque RuntimeError."""
+    buffer = io.BytesIO()
+    torch.save(obj, buffer)
+    atomic_write(path, lambda file: file.write(buffer.getbuffer()))
 
 
 def save_json(obj: Any, path: str | Path) -> None:

@@ -7,6 +7,7 @@ not exist, cycles, and ensemble members that are not generations.
 
 from __future__ import annotations
 
+import dataclasses
 import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -31,7 +32,7 @@ class DataConfig:
     name: str = "digits"
     root: str = "data/raw"
     download: bool = False
-    train_subset: int | None = None
+    train_subset: int | None = None  # images: a class-stratified subset; text: the first N training tokens
     image_size: int | None = None
     test_fraction: float = 0.25
     verify: bool = True  # cifar: check the files' published md5 sums
@@ -88,11 +89,15 @@ class KDConfig:
     temperature: float = 1.0
 
 
+LABELS_ONLY = KDConfig(mode="none")  # the teacher's objective: cross-entropy to the labels
+
+
 @dataclass(frozen=True)
 class StudentConfig:
     teacher: str
     model: dict[str, Any] | None = None
     seed: int | None = None
+    kd: dict[str, Any] | None = None  # entries laid over the global kd, e.g. {mode: none} for a control
 
 
 @dataclass(frozen=True)
@@ -139,6 +144,15 @@ class Params:
         seed = student.seed if student.seed is not None else derive_seed(self.seed, name)
         return Generation(name, student.teacher, student_model(self.model, student.model), seed,
                           parent.depth + 1)
+
+    def generation_kd(self, name: str) -> KDConfig:
+        """The objective of generation ``name``: one chain can hold BAN, CWTM, DKPP and control students."""
+        if name == TEACHER:
+            return LABELS_ONLY
+        override = self.students[name].kd
+        if not override:
+            return self.kd
+        return parse(KDConfig, {**dataclasses.asdict(self.kd), **override}, f"students.{name}.kd")
 
     def ensemble_members(self) -> list[str]:
         members = list(self.ensemble.members) if self.ensemble.members else list(self.students)
@@ -203,7 +217,6 @@ def params_from_mapping(raw: Any) -> Params:
 def validate(params: Params) -> None:
     """Semantic checks that types alone cannot express."""
     _check_choice("data.name", params.data.name, DATASETS)
-    _check_choice("kd.mode", params.kd.mode, MODES)
     _check_choice("train.schedule.name", params.train.schedule.name, SCHEDULES)
     _check_choice("train.device", params.train.device, DEVICES)
     _check_choice("train.precision", params.train.precision, PRECISIONS)
@@ -216,12 +229,9 @@ def validate(params: Params) -> None:
         raise ConfigError(f"data.train_subset: must be positive, got {params.data.train_subset}")
     if not 0 < params.data.test_fraction < 1:
         raise ConfigError(f"data.test_fraction: must be between 0 and 1, got {params.data.test_fraction}")
-    if params.kd.temperature <= 0:
-        raise ConfigError(f"kd.temperature: must be positive, got {params.kd.temperature}")
-    if params.kd.label_weight < 0:
-        raise ConfigError(f"kd.label_weight: must be >= 0, got {params.kd.label_weight}")
-    if params.kd.mode == "cwtm" and params.kd.label_weight > 0:
-        raise ConfigError("kd.label_weight: cwtm is already a weighted label loss; set it to 0 for cwtm")
+    _check_kd("kd", params.kd)
+    for name in params.students:
+        _check_kd(f"students.{name}.kd", params.generation_kd(name))
     if params.train.schedule.name == "plateau" and params.task != "lm":
         raise ConfigError("train.schedule.name: 'plateau' needs a validation split (language models only)")
     _check_graph(params)
@@ -231,6 +241,16 @@ def validate(params: Params) -> None:
 def _check_choice(key: str, value: str, valid: Any) -> None:
     if value not in valid:
         raise ConfigError(f"{key}: unknown value {value!r}; valid: {', '.join(valid)}")
+
+
+def _check_kd(key: str, kd: KDConfig) -> None:
+    _check_choice(f"{key}.mode", kd.mode, MODES)
+    if kd.temperature <= 0:
+        raise ConfigError(f"{key}.temperature: must be positive, got {kd.temperature}")
+    if kd.label_weight < 0:
+        raise ConfigError(f"{key}.label_weight: must be >= 0, got {kd.label_weight}")
+    if kd.mode == "cwtm" and kd.label_weight > 0:
+        raise ConfigError(f"{key}.label_weight: cwtm is already a weighted label loss; set it to 0 for cwtm")
 
 
 def _check_graph(params: Params) -> None:

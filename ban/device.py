@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
 from collections.abc import Iterator
 
 import torch
@@ -52,3 +53,31 @@ def autocast(device: torch.device, precision: str) -> Iterator[None]:
             yield
     else:
         yield
+
+
+def configure_determinism(enabled: bool) -> None:
+    """``train.deterministic``: bit-identical reruns on CUDA too, at a speed cost.
+
+    The CPU is deterministic either way. On CUDA this forbids cuDNN's autotuner
+    and nondeterministic kernels, and makes cuBLAS use fixed workspaces (the
+    variable must be set before the first CUDA matrix product).
+    """
+    if not enabled:
+        return
+    os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+    torch.use_deterministic_algorithms(True)
+    torch.backends.cudnn.deterministic = True
+    torch.backends.cudnn.benchmark = False
+
+
+@contextlib.contextmanager
+def explain_nondeterminism() -> Iterator[None]:
+    """Name the operation that ``train.deterministic`` refuses, in one line instead of a traceback."""
+    try:
+        yield
+    except RuntimeError as error:
+        operation, found, _ = str(error).partition(" does not have a deterministic implementation")
+        if not found:
+            raise
+        raise ConfigError(f"train.deterministic: the network uses {operation}, which has no deterministic "
+                          "implementation on this device; set train.deterministic: false") from None

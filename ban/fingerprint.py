@@ -22,3 +22,8 @@ def fingerprint(settings: dict[str, Any], files: list[Path]) -> str:
     for path in files:
         digest.update(file_digest(path).encode())
     return digest.hexdigest()
+
+
+def source_files() -> list[Path]:
+    """The library's code: DVC re-runs a train stage when it changes, so its state must not carry over."""
+    return sorted(Path(__file__).resolve().parent.rglob("*.py"))

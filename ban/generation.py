@@ -21,11 +21,11 @@ from ban import interrupt
 from ban.checkpoint import load_model, load_torch, save_json, save_model, save_torch
 from ban.config import Generation, Params
 from ban.data.prepared import TENSORS_FILE, load_prepared
-from ban.device import resolve_device, resolve_precision
+from ban.device import configure_determinism, explain_nondeterminism, resolve_device, resolve_precision
 from ban.domains import Domain, make_domain
 from ban.engine import EpochReport, Trainer
-from ban.errors import DataError
-from ban.fingerprint import fingerprint
+from ban.errors import BanError, CheckpointError, DataError
+from ban.fingerprint import fingerprint, source_files
 from ban.nets import build_model, count_parameters
 from ban.paths import PREPARED, live_dir, metrics_path, model_path, predictions_path, stage_name, state_path
 
@@ -50,6 +50,7 @@ class Distributed:
 def train_generation(params: Params, name: str) -> dict[str, Any]:
     generation = params.generation(name)
     ranks = Distributed.from_environment()
+    configure_determinism(params.train.deterministic)
     device = resolve_device(params.train.device)
     if ranks.world > 1:
         device = start_process_group(device)
@@ -63,36 +64,38 @@ def train_generation(params: Params, name: str) -> dict[str, Any]:
     def build(arch: str, options: dict[str, Any]) -> nn.Module:
         return domain.prepare_model(build_model(arch, options, **domain.data_arguments()))
 
+    kd = params.generation_kd(name)
     torch.manual_seed(generation.seed)
     model = build(generation.arch, generation.options)
     teacher = load_teacher(params, generation, domain, build)
     log.info("%s: %s %s, %s parameters, teacher %s, kd.mode %s, %s on %s",
              name, generation.arch, generation.options, f"{count_parameters(model):,}",
              generation.teacher if teacher is not None else "none",
-             params.kd.mode if generation.teacher else "-", precision, device)
+             kd.mode if generation.teacher else "-", precision, device)
     trainable = model
     if ranks.world > 1:
         trainable = nn.parallel.DistributedDataParallel(model)
     if params.train.compile:
         trainable = torch.compile(trainable)
-    trainer = Trainer(trainable, domain, params.train, params.kd if generation.teacher else _LABELS_ONLY,
-                      seed=generation.seed, device=device, precision=precision, generation=name,
-                      teacher=teacher, rank=ranks.rank, world=ranks.world)
-    digest = training_fingerprint(params, generation)
+    trainer = Trainer(trainable, domain, params.train, kd, seed=generation.seed, device=device,
+                      precision=precision, generation=name, teacher=teacher, rank=ranks.rank,
+                      world=ranks.world)
+    digest = training_fingerprint(params, generation, device, precision)
     history = resume(trainer, name, digest)
     interrupt.install()
     try:
-        run_with_logging(trainer, name, digest, history, ranks)
-    except KeyboardInterrupt as signal_name:
-        raise SystemExit(f"{name}: stopped by {signal_name} after epoch {trainer.epoch}; the state is "
-                         f"saved in {state_path(name)}: run the same command (or `dvc repro`) to resume") \
-            from None
-    if not ranks.is_main:
-        return {}
-    return write_outputs(model, domain, generation, history, params)
+        with explain_nondeterminism():
+            run_with_logging(trainer, name, digest, history, ranks)
+        return write_outputs(model, domain, generation, history, params) if ranks.is_main else {}
+    except interrupt.SignalReceived as stop:
+        raise interrupt.Interrupted(stopped_message(name, stop, len(history)), stop.signum) from None
 
 
-_LABELS_ONLY = dataclasses.replace(Params().kd, mode="none")
+def stopped_message(name: str, stop: interrupt.SignalReceived, epochs_saved: int) -> str:
+    if not epochs_saved:
+        return f"{name}: stopped by {stop} before the first epoch ended; run the same command to start again"
+    return (f"{name}: stopped by {stop}; epochs 1-{epochs_saved} are saved in {state_path(name)}: "
+            "run the same command (or `dvc repro`) to resume")
 
 
 def start_process_group(device: torch.device) -> torch.device:
@@ -105,18 +108,21 @@ def start_process_group(device: torch.device) -> torch.device:
 
 
 def load_teacher(params: Params, generation: Generation, domain: Domain, build: Any) -> nn.Module | None:
-    if generation.teacher is None or params.kd.mode == "none":
+    if generation.teacher is None or params.generation_kd(generation.name).mode == "none":
         return None
     return load_model(model_path(generation.teacher), f"stage {stage_name(generation.teacher)} (dvc repro)",
                       domain.signature(), build)
 
 
-def training_fingerprint(params: Params, generation: Generation) -> str:
-    settings = {"generation": dataclasses.asdict(generation), "train": dataclasses.asdict(params.train)}
-    files = [PREPARED / TENSORS_FILE]
+def training_fingerprint(params: Params, generation: Generation, device: torch.device, precision: str) -> str:
+    """What shapes the saved state: settings, the resolved device and precision, data, teacher, code."""
+    settings = {"generation": dataclasses.asdict(generation), "train": dataclasses.asdict(params.train),
+                "device": device.type, "precision": precision}
+    files = [PREPARED / TENSORS_FILE, *source_files()]
     if generation.teacher is not None:
-        settings["kd"] = dataclasses.asdict(params.kd)
-        if params.kd.mode != "none":
+        kd = params.generation_kd(generation.name)
+        settings["kd"] = dataclasses.asdict(kd)
+        if kd.mode != "none":
             files.append(model_path(generation.teacher))
     settings["train"].pop("nproc")  # the same run on more processes continues the same state
     return fingerprint(settings, files)
@@ -127,9 +133,13 @@ def resume(trainer: Trainer, name: str, digest: str) -> list[dict[str, Any]]:
     path = state_path(name)
     if not path.exists():
         return []
-    saved = load_torch(path, "training state", f"stage {stage_name(name)}")
-    if saved.get("fingerprint") != digest:
-        log.info("%s: discarding %s: it was made with other params or data", name, path)
+    try:
+        saved = load_torch(path, "training state", f"stage {stage_name(name)}")
+    except CheckpointError as error:  # only progress is lost: start again rather than fail every re-run
+        log.warning("%s: discarding unreadable state: %s", name, error)
+        return []
+    if not isinstance(saved, dict) or saved.get("fingerprint") != digest:
+        log.info("%s: discarding %s: it was made with other params, data or code", name, path)
         return []
     trainer.load_state_dict(saved["trainer"])
     log.info("%s: resuming after epoch %d from %s", name, trainer.epoch, path)
@@ -140,26 +150,36 @@ def run_with_logging(trainer: Trainer, name: str, digest: str, history: list[dic
                      ranks: Distributed) -> None:
     from dvclive import Live
 
-    live = Live(dir=str(live_dir(name)), dvcyaml=False, save_dvc_exp=False, resume=bool(history)) \
-        if ranks.is_main else None
+    # DVC removes a stage's outputs before running it, so the DVCLive files are
+    # rebuilt from the saved history: a resumed run logs the same steps as an uninterrupted one.
+    live = Live(dir=str(live_dir(name)), dvcyaml=False, save_dvc_exp=False) if ranks.is_main else None
+    for record in history if live is not None else []:
+        log_epoch(live, record)
     unit = trainer.domain.unit
 
     def on_epoch(report: EpochReport) -> None:
-        history.append(epoch_record(report))
-        if not ranks.is_main:
-            return
-        print(progress_line(name, report, trainer.settings.epochs, unit), flush=True)
-        with interrupt.protected():
-            for key, value in history[-1].items():
-                if key != "epoch":
-                    live.log_metric(key, value)
-            live.next_step()
+        with interrupt.protected():  # the history, the DVCLive files and the state advance together
+            history.append(epoch_record(report))
+            if not ranks.is_main:
+                return
+            print(progress_line(name, report, trainer.settings.epochs, unit), flush=True)
+            try:
+                log_epoch(live, history[-1])
+            except OSError as error:
+                raise BanError(f"could not write {live_dir(name)}/: {error.strerror or error}") from None
             save_torch({"fingerprint": digest, "trainer": trainer.state_dict(), "history": history},
                        state_path(name))
 
     trainer.run(on_epoch)
     if live is not None:
         live.end()
+
+
+def log_epoch(live: Any, record: dict[str, Any]) -> None:
+    for key, value in record.items():
+        if key != "epoch":
+            live.log_metric(key, value)
+    live.next_step()
 
 
 def epoch_record(report: EpochReport) -> dict[str, Any]:

@@ -11,15 +11,33 @@ import signal
 from collections.abc import Iterator
 from types import FrameType
 
+from ban.errors import BanError
+
 _deferred: list[int] = []
 _protecting = False
+
+
+class SignalReceived(KeyboardInterrupt):
+    """Raised where the signal's default action would kill the process, so cleanup code still runs."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signal.Signals(signum).name)
+        self.signum = signum
+
+
+class Interrupted(BanError):
+    """A stage stopped by a signal; it exits with the shell's status for it, 128 + the signal number."""
+
+    def __init__(self, message: str, signum: int) -> None:
+        super().__init__(message)
+        self.exit_code = 128 + signum
 
 
 def _handle(signum: int, frame: FrameType | None) -> None:
     if _protecting:
         _deferred.append(signum)
         return
-    raise KeyboardInterrupt(signal.Signals(signum).name)
+    raise SignalReceived(signum)
 
 
 def install() -> None:
@@ -37,4 +55,6 @@ def protected() -> Iterator[None]:
     finally:
         _protecting = False
     if _deferred:
-        raise KeyboardInterrupt(signal.Signals(_deferred.pop()).name)
+        signum = _deferred[0]
+        _deferred.clear()  # a second Ctrl-C during the write asks for the same stop
+        raise SignalReceived(signum)

@@ -16,4 +16,4 @@ def prepare_dataset(data: DataConfig) -> Prepared:
                               verify=data.verify)
     from ban.data.text import prepare_corpus
 
-    return prepare_corpus(data.name, data.root, download=data.download)
+    return prepare_corpus(data.name, data.root, download=data.download, train_tokens=data.train_subset)

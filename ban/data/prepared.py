@@ -96,3 +96,7 @@ def _check_labels(prepared: Prepared, directory: Path, hint: str) -> None:
             raise DataError(
                 f"prepared data in {directory}/: {split} labels outside 0..{num_classes - 1}: {hint}"
             )
+    absent = sorted(set(range(num_classes)) - set(prepared.tensors["train_y"].tolist()))
+    if absent:  # a network cannot learn a class it never sees; its test images would all count as errors
+        names = ", ".join(repr(prepared.meta["classes"][index]) for index in absent)
+        raise DataError(f"prepared data in {directory}/: no training example of class {names}: {hint}")

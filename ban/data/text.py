@@ -55,8 +55,13 @@ CORPORA = {
 }
 
 
-def prepare_corpus(name: str, root: str | Path, *, download: bool) -> Prepared:
-    """Read the three splits of corpus ``name`` from ``root`` into the lm prepared format."""
+def prepare_corpus(name: str, root: str | Path, *, download: bool, train_tokens: int | None = None) -> Prepared:
+    """Read the three splits of corpus ``name`` from ``root`` into the lm prepared format.
+
+    ``train_tokens`` keeps only the first tokens of the training stream (a quick run); the
+    vocabulary still comes from the whole training file, so validation and test perplexities
+    are over the same words as a full run.
+    """
     corpus = _corpus(name)
     root = Path(root)
     if download:
@@ -65,6 +70,7 @@ def prepare_corpus(name: str, root: str | Path, *, download: bool) -> Prepared:
     vocab = build_vocab(tokens["train"])
     index = {word: i for i, word in enumerate(vocab)}
     streams = {split: encode(words, index) for split, words in tokens.items()}
+    streams["train"] = streams["train"][:train_tokens]
     for split in ("valid", "test"):
         _check_overlap(streams[split], index, corpus.path(root, split))
     chars, word_chars = char_vocabulary(vocab)

@@ -1,0 +1,80 @@
+"""A real copy of the project in a temporary git + DVC repository, for integration tests."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+COPIED = ("ban", "stages", "dvc.yaml", "params.yaml", ".dvcignore")
+
+# Small, fast settings for tests: a few epochs of a tiny network on a digits subset.
+FAST = {
+    "data": {"train_subset": 300},
+    "model": {"arch": "resnet", "depth": 8, "width": 4},
+    "train": {"epochs": 2, "batch_size": 100, "precision": "fp32"},
+    "students": {"gen1": {"teacher": "gen0"}, "gen2": {"teacher": "gen1"}},
+}
+
+
+def merge(base: dict[str, Any], overrides: Mapping[str, Any]) -> dict[str, Any]:
+    """Nested dict update: mappings merge, other values replace, and ``students`` is replaced whole."""
+    merged = dict(base)
+    for key, value in overrides.items():
+        if isinstance(value, Mapping) and isinstance(merged.get(key), dict) and key != "students":
+            merged[key] = merge(merged[key], value)
+        else:
+            merged[key] = value
+    return merged
+
+
+def environment() -> dict[str, str]:
+    env = dict(os.environ, DVC_NO_ANALYTICS="1", PYTHONUNBUFFERED="1", GIT_AUTHOR_NAME="test",
+               GIT_AUTHOR_EMAIL="test@example.com", GIT_COMMITTER_NAME="test",
+               GIT_COMMITTER_EMAIL="test@example.com")
+    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
+    return env
+
+
+def run(project: Path, *command: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+    """Run a command in the project; a failure shows its whole output."""
+    result = subprocess.run(command, cwd=project, env=environment(), capture_output=True, text=True)
+    if check and result.returncode != 0:
+        raise AssertionError(f"{' '.join(command)} exited {result.returncode}\n{result.stdout}\n{result.stderr}")
+    return result
+
+
+def make_project(directory: Path, overrides: Mapping[str, Any] | None = None, *, fast: bool = True) -> Path:
+    """Copy the project into ``directory``, apply params overrides, and commit it in fresh git + DVC repos."""
+    directory.mkdir(parents=True, exist_ok=True)
+    for name in COPIED:
+        source = ROOT / name
+        if source.is_dir():
+            shutil.copytree(source, directory / name, ignore=shutil.ignore_patterns("__pycache__"))
+        elif source.exists():
+            shutil.copy2(source, directory / name)
+    write_params(directory, merge(FAST, overrides or {}) if fast else dict(overrides or {}))
+    run(directory, "git", "init", "-q", "-b", "main")
+    run(directory, "dvc", "init", "-q")
+    run(directory, "dvc", "config", "core.analytics", "false")
+    run(directory, "dvc", "config", "core.check_update", "false")
+    run(directory, "git", "add", "-A")
+    run(directory, "git", "commit", "-q", "-m", "project")
+    return directory
+
+
+def write_params(directory: Path, overrides: Mapping[str, Any]) -> None:
+    params = yaml.safe_load((ROOT / "params.yaml").read_text())
+    (directory / "params.yaml").write_text(yaml.safe_dump(merge(params, overrides), sort_keys=False))
+
+
+def stages_run(output: str) -> list[str]:
+    """Names of the stages a ``dvc repro``/``dvc exp run`` output says it ran."""
+    return [line.split("'")[1] for line in output.splitlines() if line.startswith("Running stage '")]

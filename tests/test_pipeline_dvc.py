@@ -1,0 +1,87 @@
+"""The born-again chain under real DVC, in a real temporary git repository."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+from project import make_project, run, stages_run
+
+GENERATIONS = ("gen0", "gen1", "gen2")
+
+
+@pytest.fixture(scope="module")
+def project(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A committed project after its first ``dvc repro``."""
+    path = make_project(tmp_path_factory.mktemp("chain") / "project")
+    first = run(path, "dvc", "repro")
+    assert stages_run(first.stdout) == ["prepare", "teacher", "student@gen1", "student@gen2", "ensemble",
+                                        "evaluate"]
+    run(path, "git", "add", "-A")
+    run(path, "git", "commit", "-q", "-m", "first run")
+    return path
+
+
+def test_repro_writes_every_declared_output(project: Path) -> None:
+    for name in GENERATIONS:
+        checkpoint = torch.load(project / f"models/{name}.pt", weights_only=True)
+        assert checkpoint["generation"] == name and checkpoint["arch"] == "resnet"
+        predictions = torch.load(project / f"preds/{name}.pt", weights_only=True)
+        probs = predictions["splits"]["test"]["probs"]
+        assert torch.allclose(probs.sum(1), torch.ones(len(probs)), atol=1e-5)
+        metrics = json.loads((project / f"metrics/{name}.json").read_text())
+        assert 0 <= metrics["test_error"] <= 100 and metrics["epochs"] == 2
+        assert (project / f"dvclive/{name}/plots/metrics/train/loss.tsv").read_text().count("\n") == 3
+    summary = json.loads((project / "metrics/summary.json").read_text())
+    assert set(summary) == {*GENERATIONS, "ens2"}
+    assert "| gen2" in (project / "reports/results.md").read_text()
+    assert (project / "reports/generations.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_students_learn_from_their_teacher(project: Path) -> None:
+    gen1 = torch.load(project / "preds/gen1.pt", weights_only=True)
+    assert gen1["teacher"] == "gen0"
+    assert "analysis/teacher_max_prob" in gen1["history"][-1]
+    gen0 = torch.load(project / "preds/gen0.pt", weights_only=True)
+    assert not any(key.startswith("analysis/") for key in gen0["history"][-1])
+
+
+def test_second_repro_does_nothing(project: Path) -> None:
+    assert stages_run(run(project, "dvc", "repro").stdout) == []
+
+
+def test_changing_kd_mode_skips_prepare_and_teacher(project: Path) -> None:
+    result = run(project, "dvc", "exp", "run", "-S", "kd.mode=cwtm")
+    assert stages_run(result.stdout) == ["student@gen1", "student@gen2", "ensemble", "evaluate"]
+
+
+def test_adding_a_generation_runs_only_it_and_the_summaries(project: Path) -> None:
+    result = run(project, "dvc", "exp", "run", "-S", "+students.gen3={teacher: gen2}")
+    assert stages_run(result.stdout) == ["student@gen3", "ensemble", "evaluate"]
+
+
+def test_exp_show_and_metrics_diff_list_every_generation(project: Path) -> None:
+    shown = run(project, "dvc", "exp", "show", "--json").stdout
+    for name in GENERATIONS:
+        assert f'"{name}"' in shown or f"metrics/{name}.json" in shown
+    (project / "metrics/gen1.json").write_text(json.dumps({"test_error": 99.0}))
+    diff = run(project, "dvc", "metrics", "diff", "HEAD").stdout
+    assert "metrics/gen1.json" in diff and "99" in diff
+
+
+def test_gate_fails_on_a_regression_and_passes_within_tolerance(project: Path) -> None:
+    summary_path = project / "metrics/summary.json"
+    summary = json.loads(summary_path.read_text())
+    summary["gen2"]["test_error"] += 0.4
+    summary_path.write_text(json.dumps(summary))
+    passed = run(project, "python", "-m", "stages.gate", "--against", "HEAD", "--tolerance", "0.5", check=False)
+    assert passed.returncode == 0, passed.stderr
+    summary["ens2"]["test_error"] += 2.0
+    summary_path.write_text(json.dumps(summary))
+    failed = run(project, "python", "-m", "stages.gate", "--against", "HEAD", check=False)
+    assert failed.returncode == 1
+    assert "| ens2 | test_error |" in failed.stdout and "regressed" in failed.stdout
+    assert "ens2 test_error +2.00" in failed.stderr
+    run(project, "git", "checkout", "--", "metrics/summary.json")
