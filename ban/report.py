@@ -36,7 +36,18 @@ def results_table(generations: dict[str, dict[str, Any]],
 def write_markdown(table: pd.DataFrame, path: Path, title: str) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     shown = table.drop(columns=[c for c in table.columns if c.endswith("_nll")], errors="ignore")
-    path.write_text(f"# {title}\n\n{shown.to_markdown(floatfmt='.2f')}\n")
+    counts = [c for c in ("params", "epochs") if c in shown.columns]
+    shown = shown.astype(dict.fromkeys(counts, "Int64"))
+    path.write_text(f"# {title}\n\n{shown.map(_cell).to_markdown(stralign='right', disable_numparse=True)}\n")
+
+
+def _cell(value: Any) -> str:
+    """Counts as integers, figures with two decimals, missing values blank."""
+    if pd.isna(value):
+        return ""
+    if isinstance(value, float):
+        return f"{value:.2f}"
+    return f"{value:,}" if isinstance(value, int) else str(value)
 
 
 def plot_generations(table: pd.DataFrame, metric: str, path: Path, title: str) -> None:
