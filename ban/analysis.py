@@ -12,7 +12,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from ban.objectives import cwtm_weights, teacher_probs
+from ban.objectives import confidence_weights, teacher_probs
 
 
 @torch.no_grad()
@@ -32,7 +32,7 @@ def gradient_decomposition(z: Tensor, t: Tensor, y: Tensor) -> dict[str, Tensor]
     p = teacher_probs(t)
     grad = q - p
     true_index = y.unsqueeze(1)
-    weights = cwtm_weights(t)
+    weights = confidence_weights(p)
     return {
         "true_class_grad": grad.gather(1, true_index).abs().mean(),
         "dark_knowledge_grad": grad.scatter(1, true_index, 0.0).norm(dim=1).mean(),

@@ -11,7 +11,10 @@ from __future__ import annotations
 import io
 import json
 import os
+import pickle
+import re
 import tempfile
+import types
 from pathlib import Path
 from typing import Any
 
@@ -44,10 +47,27 @@ def atomic_write(path: str | Path, write: Any) -> None:
         raise
 
 
+class _ValuePickler(pickle.Pickler):
+    """Writes each object where it occurs instead of referring back to an earlier occurrence.
+
+    Pickle shares an object seen twice by identity, and identity differs between
+    an uninterrupted run and a resumed one (whose history was loaded from disk):
+    without sharing, equal content gives equal bytes. Checkpoints are trees, never cycles.
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.fast = True
+
+
+_value_pickle = types.ModuleType("value_pickle")
+_value_pickle.Pickler = _ValuePickler
+
+
 def save_torch(obj: Any, path: str | Path) -> None:
     """Serialise in memory first: torch's writer reports a full disk as an opaque RuntimeError."""
     buffer = io.BytesIO()
-    torch.save(obj, buffer)
+    torch.save(obj, buffer, pickle_module=_value_pickle)
     atomic_write(path, lambda file: file.write(buffer.getbuffer()))
 
 
@@ -55,18 +75,32 @@ def save_json(obj: Any, path: str | Path) -> None:
     atomic_write(path, lambda file: file.write((json.dumps(obj, indent=2) + "\n").encode()))
 
 
+def read_torch(path: str | Path) -> Any:
+    """The one way files are loaded: tensors and plain data only, so a file can never run code."""
+    return torch.load(path, map_location="cpu", weights_only=True)
+
+
+def describe_load_error(error: Exception) -> str:
+    """Why :func:`read_torch` failed, in a few words: the file is corrupt, or refused as unsafe."""
+    text = str(error)
+    called = re.search(r"Unsupported global: GLOBAL ([\w.]+)", text)
+    if called:
+        return f"unsafe: loading it would call {called.group(1)} (refused, nothing was run)"
+    if "WeightsUnpickler error" in text:
+        return "corrupt or unsafe: it is not made of tensors and plain data only (nothing in it was run)"
+    first = text.split(". ")[0].splitlines()[0] if text.strip() else error.__class__.__name__
+    return f"corrupt ({first})"
+
+
 def load_torch(path: str | Path, what: str, made_by: str) -> Any:
-    """Load with ``weights_only=True``; errors name the file and the stage that makes it."""
+    """:func:`read_torch`, with errors that name the file and the stage that makes it."""
     path = Path(path)
     if not path.exists():
         raise CheckpointError(f"{what} {path} not found: it is made by {made_by}")
     try:
-        return torch.load(path, map_location="cpu", weights_only=True)
+        return read_torch(path)
     except Exception as error:
-        reason = str(error).splitlines()[0] if str(error) else error.__class__.__name__
-        if "weights_only" in str(error) or "Unsupported global" in str(error):
-            reason = "it contains objects other than tensors and plain data (refused: loading could run code)"
-        raise CheckpointError(f"{what} {path} is corrupt or unsafe ({reason}); re-create it with {made_by}") \
+        raise CheckpointError(f"{what} {path} is {describe_load_error(error)}; re-create it with {made_by}") \
             from None
 
 
@@ -90,9 +124,10 @@ def load_model(path: str | Path, made_by: str, data_signature: dict[str, Any], b
     model = build(saved["arch"], saved["options"])
     try:
         model.load_state_dict(saved["state_dict"])
-    except RuntimeError as error:
-        first = str(error).splitlines()[0]
-        raise CheckpointError(f"checkpoint {path} does not fit architecture {saved['arch']!r} ({first}); "
+    except RuntimeError as error:  # line 1 says "Error(s) in loading state_dict"; line 2 says which tensor
+        lines = [line.strip() for line in str(error).splitlines() if line.strip()]
+        detail = (lines[1:] or lines or [error.__class__.__name__])[0]
+        raise CheckpointError(f"checkpoint {path} does not fit architecture {saved['arch']!r} ({detail}); "
                               f"re-create it with {made_by}") from None
     return model
 

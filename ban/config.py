@@ -281,7 +281,7 @@ def _check_models(params: Params) -> None:
         key = "model" if name == TEACHER else f"students.{name}.model"
         if "arch" not in model or not isinstance(model["arch"], str):
             raise ConfigError(f"{key}.arch: required (a registered architecture name)")
-        architecture = get_architecture(model["arch"])
+        architecture = get_architecture(model["arch"], key)
         if architecture.task != params.task:
             raise ConfigError(f"{key}.arch: {model['arch']!r} is {_ARCH_KINDS[architecture.task]}, but "
                               f"data.name {params.data.name!r} is {_DATA_KINDS[params.task]}")

@@ -63,6 +63,7 @@ def configure_determinism(enabled: bool) -> None:
     variable must be set before the first CUDA matrix product).
     """
     if not enabled:
+        torch.backends.cudnn.benchmark = True  # batches keep one shape: let cuDNN time its kernels once
         return
     os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
     torch.use_deterministic_algorithms(True)

@@ -10,41 +10,25 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-import os
 from typing import Any
 
 import torch
-import torch.distributed as dist
 from torch import nn
 
 from ban import interrupt
-from ban.checkpoint import load_model, load_torch, save_json, save_model, save_torch
+from ban.checkpoint import describe_load_error, load_model, read_torch, save_json, save_model, save_torch
 from ban.config import Generation, Params
 from ban.data.prepared import TENSORS_FILE, load_prepared
 from ban.device import configure_determinism, explain_nondeterminism, resolve_device, resolve_precision
+from ban.distributed import Distributed, distribute, start_process_group
 from ban.domains import Domain, make_domain
 from ban.engine import EpochReport, Trainer
-from ban.errors import BanError, CheckpointError, DataError
+from ban.errors import BanError, DataError
 from ban.fingerprint import fingerprint, source_files
 from ban.nets import build_model, count_parameters
 from ban.paths import PREPARED, live_dir, metrics_path, model_path, predictions_path, stage_name, state_path
 
 log = logging.getLogger(__name__)
-
-
-@dataclasses.dataclass
-class Distributed:
-    rank: int = 0
-    world: int = 1
-
-    @property
-    def is_main(self) -> bool:
-        return self.rank == 0
-
-    @classmethod
-    def from_environment(cls) -> Distributed:
-        """Rank and world size as set by ``torchrun``; a plain run is one process."""
-        return cls(int(os.environ.get("RANK", 0)), int(os.environ.get("WORLD_SIZE", 1)))
 
 
 def train_generation(params: Params, name: str) -> dict[str, Any]:
@@ -72,11 +56,10 @@ def train_generation(params: Params, name: str) -> dict[str, Any]:
              name, generation.arch, generation.options, f"{count_parameters(model):,}",
              generation.teacher if teacher is not None else "none",
              kd.mode if generation.teacher else "-", precision, device)
-    trainable = model
-    if ranks.world > 1:
-        trainable = nn.parallel.DistributedDataParallel(model)
-    if params.train.compile:
+    trainable = distribute(model, device, ranks.world)
+    if params.train.compile:  # the teacher too: its forward is about a third of a distillation step
         trainable = torch.compile(trainable)
+        teacher = torch.compile(teacher) if teacher is not None else None
     trainer = Trainer(trainable, domain, params.train, kd, seed=generation.seed, device=device,
                       precision=precision, generation=name, teacher=teacher, rank=ranks.rank,
                       world=ranks.world)
@@ -96,15 +79,6 @@ def stopped_message(name: str, stop: interrupt.SignalReceived, epochs_saved: int
         return f"{name}: stopped by {stop} before the first epoch ended; run the same command to start again"
     return (f"{name}: stopped by {stop}; epochs 1-{epochs_saved} are saved in {state_path(name)}: "
             "run the same command (or `dvc repro`) to resume")
-
-
-def start_process_group(device: torch.device) -> torch.device:
-    backend = "nccl" if device.type == "cuda" else "gloo"
-    dist.init_process_group(backend)
-    if device.type == "cuda":
-        device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", 0)))
-        torch.cuda.set_device(device)
-    return device
 
 
 def load_teacher(params: Params, generation: Generation, domain: Domain, build: Any) -> nn.Module | None:
@@ -134,9 +108,9 @@ def resume(trainer: Trainer, name: str, digest: str) -> list[dict[str, Any]]:
     if not path.exists():
         return []
     try:
-        saved = load_torch(path, "training state", f"stage {stage_name(name)}")
-    except CheckpointError as error:  # only progress is lost: start again rather than fail every re-run
-        log.warning("%s: discarding unreadable state: %s", name, error)
+        saved = read_torch(path)
+    except Exception as error:  # only progress is lost: start again rather than fail on every re-run
+        log.warning("%s: discarding %s: it is %s", name, path, describe_load_error(error))
         return []
     if not isinstance(saved, dict) or saved.get("fingerprint") != digest:
         log.info("%s: discarding %s: it was made with other params, data or code", name, path)

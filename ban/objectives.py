@@ -18,14 +18,21 @@ from ban.errors import ConfigError
 MODES = ("ban", "cwtm", "dkpp", "none")
 
 
+def scaled(logits: Tensor, temperature: float) -> Tensor:
+    """``logits / T`` in float32; at T = 1 the logits themselves, sparing a pass over N x C values
+    (the cost of a step on a 10,000-word vocabulary is mostly such passes)."""
+    logits = logits.float()
+    return logits if temperature == 1 else logits / temperature
+
+
 def teacher_probs(t: Tensor, temperature: float = 1.0) -> Tensor:
     """softmax(t / T) in float32, detached so no gradient ever reaches the teacher."""
-    return F.softmax(t.detach().float() / temperature, dim=1)
+    return F.softmax(scaled(t.detach(), temperature), dim=1)
 
 
 def soft_cross_entropy(z: Tensor, p_target: Tensor, temperature: float = 1.0) -> Tensor:
     """T^2 * mean_s(-sum_i p_is log softmax(z_s / T)_i); T^2 keeps gradients comparable across T."""
-    log_q = F.log_softmax(z.float() / temperature, dim=1)
+    log_q = F.log_softmax(scaled(z, temperature), dim=1)
     return temperature**2 * -(p_target.float() * log_q).sum(dim=1).mean()
 
 
@@ -41,7 +48,12 @@ def ban_loss(z: Tensor, t: Tensor, temperature: float = 1.0) -> Tensor:
 
 def cwtm_weights(t: Tensor) -> Tensor:
     """w_s = max_i p_is / sum_u max_i p_iu at T = 1: the teacher's confidence, normalised over the batch."""
-    confidence = teacher_probs(t).amax(dim=1)
+    return confidence_weights(teacher_probs(t))
+
+
+def confidence_weights(p: Tensor) -> Tensor:
+    """The CWTM weights from teacher probabilities already computed."""
+    confidence = p.amax(dim=1)
     return confidence / confidence.sum()
 
 

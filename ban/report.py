@@ -71,18 +71,27 @@ def plot_generations(table: pd.DataFrame, metric: str, path: Path, title: str) -
 
 
 def plot_analysis(histories: dict[str, list[dict[str, Any]]], path: Path) -> None:
-    """The gradient decomposition (paper section 3.2) per epoch, one line per student."""
-    keys = ["analysis/true_class_grad", "analysis/dark_knowledge_grad", "analysis/teacher_true_prob",
-            "analysis/teacher_max_prob", "analysis/cwtm_weight_std", "train/error"]
+    """The gradient decomposition (paper section 3.2) per epoch, one line per student.
+
+    A student keeps its colour in every panel; the legend sits in the training-error panel, the
+    only one that also holds the students without a teacher (controls).
+    """
+    panels = {"analysis/true_class_grad": "true-class part |q* - p*|",
+              "analysis/dark_knowledge_grad": "dark-knowledge part ||q - p|| (other classes)",
+              "analysis/teacher_true_prob": "teacher's p* (true class)",
+              "analysis/teacher_max_prob": "teacher's max p",
+              "analysis/cwtm_weight_std": "sd of N * CWTM weight",
+              "train/error": "training error (%)"}
+    colours = {name: f"C{index % 10}" for index, name in enumerate(histories)}
     figure, grid = plt.subplots(2, 3, figsize=(12, 6))
-    for axes, key in zip(grid.flat, keys, strict=True):
+    for axes, (key, title) in zip(grid.flat, panels.items(), strict=True):
         for name, history in histories.items():
             points = [(row["epoch"], row[key]) for row in history if key in row]
             if points:
-                axes.plot(*zip(*points, strict=True), label=name)
-        axes.set_title(key.split("/")[1].replace("_", " "), fontsize=10)
+                axes.plot(*zip(*points, strict=True), color=colours[name], label=name)
+        axes.set_title(title, fontsize=10)
         axes.set_xlabel("epoch")
-    grid.flat[0].legend(fontsize=8)
+    grid.flat[-1].legend(fontsize=8)
     save_figure(figure, path)
 
 

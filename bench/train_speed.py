@@ -55,7 +55,7 @@ MODELS: dict[str, tuple[str, dict[str, Any]]] = {
 # WRN-28-10 (36.5M parameters) takes minutes per step on a 2-core CPU: the CPU runs measure WRN-16-4.
 DEFAULT_MODELS = {"cuda": ["resnet20", "resnet56", "wrn28-10", "densenet100-12"],
                   "cpu": ["resnet20", "resnet56", "wrn16-4", "densenet100-12"]}
-DEFAULT_STEPS = {"cuda": (50, 10), "cpu": (8, 2)}  # (timed steps, warm-up steps)
+DEFAULT_STEPS = {"cuda": (50, 10), "cpu": (5, 1)}  # (timed steps, warm-up steps)
 WAYS = ("ours/ce", "ours/ban", "ordinary/ce", "ordinary/ban")
 CLASSES = 10
 SIDE = 32
@@ -117,7 +117,10 @@ def measure_ours(run: Run, device: torch.device) -> dict[str, Any]:
     timed = make_domain(prepared_cifar(run.steps * run.batch_size, seed=2), train, device, precision)
     model = build(timed, run.model, seed=0)
     teacher = build(timed, run.model, seed=1) if run.distill else None
-    trainable = torch.compile(model) if run.compile else model
+    trainable = model
+    if run.compile:  # both networks, as the train stage compiles them
+        trainable = torch.compile(model)
+        teacher = torch.compile(teacher) if teacher is not None else None
     trainer = Trainer(trainable, warm, train, KDConfig(mode="ban" if run.distill else "none"), seed=0,
                       device=device, precision=precision, generation="bench", teacher=teacher)
     trainer.train_epoch()
@@ -199,16 +202,18 @@ def measure(run: Run) -> dict[str, Any]:
     device = resolve_device(run.device)
     start_mb = memory_mb(device)
     figures = (measure_ours if run.kind == "ours" else measure_ordinary)(run, device)
-    return {**asdict(run), **figures, "start_mb": start_mb, "peak_mb": memory_mb(device)}
+    return {**asdict(run), **figures, "threads": torch.get_num_threads(), "start_mb": start_mb,
+            "peak_mb": memory_mb(device)}
 
 
 def run_isolated(run: Run) -> dict[str, Any]:
     """``measure`` in a child process, so that its peak memory and warm caches are its own."""
     command = [sys.executable, "-m", "bench.train_speed", "--one", json.dumps(asdict(run))]
+    started = time.perf_counter()
     result = subprocess.run(command, capture_output=True, text=True, cwd=Path(__file__).parents[1])
     if result.returncode != 0:
         raise SystemExit(f"{run.model} {run.way} failed:\n{result.stdout}\n{result.stderr}")
-    return json.loads(result.stdout.strip().splitlines()[-1])
+    return {**json.loads(result.stdout.strip().splitlines()[-1]), "process_s": time.perf_counter() - started}
 
 
 def summarise(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -235,10 +240,10 @@ def ratio(row: dict[str, Any], numerator: str, denominator: str) -> float | None
     return None
 
 
-def table(rows: list[dict[str, Any]]) -> str:
-    """A markdown table of the summary."""
-    columns = ["model", "params", *(f"{w} img/s" for w in WAYS), "ban/ce time", "ours/ordinary ce",
-               "ours/ordinary ban", *(f"{w} MB" for w in WAYS)]
+def table(rows: list[dict[str, Any]], columns: list[str] | None = None) -> str:
+    """A markdown table of the summary: ``columns`` (default: this benchmark's) that have a value."""
+    columns = columns or ["model", "params", *(f"{w} img/s" for w in WAYS), "ban/ce time", "ours/ordinary ce",
+                          "ours/ordinary ban", *(f"{w} MB" for w in WAYS)]
     columns = [c for c in columns if any(row.get(c) is not None for row in rows)]
 
     def cell(value: Any) -> str:
@@ -268,8 +273,8 @@ def parse_arguments(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--models", nargs="+", choices=list(MODELS), help="default: four for the device")
     parser.add_argument("--ways", nargs="+", choices=WAYS, default=list(WAYS))
     parser.add_argument("--batch-size", type=int, default=128)
-    parser.add_argument("--steps", type=int, help="timed steps per run (default: 8 on CPU, 50 on CUDA)")
-    parser.add_argument("--warmup", type=int, help="untimed steps first (default: 2 on CPU, 10 on CUDA)")
+    parser.add_argument("--steps", type=int, help="timed steps per run (default: 5 on CPU, 50 on CUDA)")
+    parser.add_argument("--warmup", type=int, help="untimed steps first (default: 1 on CPU, 10 on CUDA)")
     parser.add_argument("--repeats", type=int, default=1, help="interleaved repetitions; medians are shown")
     parser.add_argument("--workers", type=int, default=min(8, len(os.sched_getaffinity(0))),
                         help="DataLoader workers of the ordinary loop (default: cores, at most 8)")
@@ -302,9 +307,9 @@ def main(argv: list[str]) -> None:
         print(f"{run.model:>15} {run.way:<13} {records[-1]['img_per_s']:8,.0f} img/s "
               f"({records[-1]['precision']}, peak {records[-1]['peak_mb']:,.0f} MB)", flush=True)
     rows = summarise(records)
-    header = (f"{machine(device)}; torch {torch.__version__}; batch {args.batch_size}, "
-              f"{records[0]['steps']} timed steps after {records[0]['warmup']}; ordinary loader "
-              f"{args.workers} workers; compile {args.compile}")
+    header = (f"{machine(device)}; torch {torch.__version__}, {records[0]['threads']} threads; batch "
+              f"{args.batch_size}, {records[0]['steps']} timed steps after {records[0]['warmup']}; ordinary "
+              f"loader {args.workers} workers; compile {args.compile}")
     print(f"\n{header}\n\n{table(rows)}")
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps({"machine": machine(device), "torch": torch.__version__,

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 
 from ban.config import load_params
+from ban.distributed import launched, relaunch
 from ban.generation import train_generation
 from ban.paths import PARAMS
 from stages.cli import run
@@ -15,6 +16,8 @@ def main(argv: list[str]) -> None:
     parser.add_argument("generation", help="gen0 (the teacher) or a key of `students` in params.yaml")
     args = parser.parse_args(argv)
     params = load_params(PARAMS)
+    if params.train.nproc > 1 and not launched():
+        relaunch(params.train.nproc, "stages.train", argv)  # every rank runs this module again
     train_generation(params, args.generation)
 
 

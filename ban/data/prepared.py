@@ -23,6 +23,7 @@ from typing import Any
 
 import torch
 
+from ban.checkpoint import describe_load_error, read_torch
 from ban.errors import DataError
 
 TENSORS_FILE = "tensors.pt"
@@ -69,10 +70,13 @@ def load_prepared(directory: str | Path) -> Prepared:
         raise DataError(f"prepared data missing in {directory}/: {hint}")
     try:
         meta = json.loads(meta_path.read_text())
-        tensors = torch.load(tensors_path, map_location="cpu", weights_only=True)
-    except Exception as error:  # any decoding failure means the same thing to the user
-        reason = error.__class__.__name__
-        raise DataError(f"prepared data in {directory}/ is corrupt ({reason}): {hint}") from None
+    except (OSError, ValueError) as error:
+        raise DataError(f"prepared data in {directory}/: {META_FILE} is corrupt ({error}): {hint}") from None
+    try:
+        tensors = read_torch(tensors_path)
+    except Exception as error:
+        raise DataError(f"prepared data in {directory}/: {TENSORS_FILE} is {describe_load_error(error)}: "
+                        f"{hint}") from None
     task = meta.get("task") if isinstance(meta, dict) else None
     if task not in REQUIRED_TENSORS or not isinstance(tensors, dict):
         raise DataError(f"prepared data in {directory}/ has an unknown layout: {hint}")

@@ -55,7 +55,9 @@ CORPORA = {
 }
 
 
-def prepare_corpus(name: str, root: str | Path, *, download: bool, train_tokens: int | None = None) -> Prepared:
+def prepare_corpus(
+    name: str, root: str | Path, *, download: bool, train_tokens: int | None = None
+) -> Prepared:
     """Read the three splits of corpus ``name`` from ``root`` into the lm prepared format.
 
     ``train_tokens`` keeps only the first tokens of the training stream (a quick run); the

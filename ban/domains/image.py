@@ -53,6 +53,8 @@ class ImageDomain:
         order = torch.randperm(count, generator=generator, device=self.device)
         for start in range(0, count, self.batch_size):
             index = order[start:start + self.batch_size]
+            if len(index) < world:
+                break  # a last batch too small to give every rank an example
             images = self.augment(self.images["train"][index], generator)
             yield Batch(self.normalise(images[rank::world]), self.labels["train"][index][rank::world])
 

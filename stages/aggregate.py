@@ -1,0 +1,90 @@
+"""``python -m stages.aggregate``: a multi-seed study from this repository's finished DVC experiments.
+
+Not a pipeline stage: it reads every experiment (``dvc exp show --json``), groups them into variants by
+the params that differ, and writes to ``--out``: ``study.md`` (mean ± sd per network and variant, paired
+differences with a t-test and a Wilcoxon test), ``study.png``, and the same numbers as CSV files.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from ban.config import params_from_mapping
+from ban.errors import BanError
+from ban.report import primary_metric
+from ban.study import (
+    differences,
+    differences_markdown,
+    finished_runs,
+    plot_study,
+    study_frame,
+    summary,
+    summary_markdown,
+)
+from stages.cli import run
+
+
+def main(argv: list[str]) -> None:
+    parser = argparse.ArgumentParser(prog="python -m stages.aggregate", description=__doc__)
+    parser.add_argument("--out", type=Path, default=Path("reports/study"), help="output folder")
+    parser.add_argument("--all-commits", action="store_true",
+                        help="experiments of every commit, not only of HEAD")
+    parser.add_argument("--json", type=Path, help="read a saved `dvc exp show --json` instead of running it")
+    args = parser.parse_args(argv)
+    show = json.loads(args.json.read_text()) if args.json else exp_show(args.all_commits)
+    runs, skipped = finished_runs(show)
+    if not runs:
+        raise BanError("no finished experiment: queue some with `dvc exp run --queue -S 'seed=range(0,5)'` "
+                       "and run them with `dvc queue start -j 1`")
+    frame, dropped = study_frame(runs)
+    metric = primary_metric(params_from_mapping(runs[0].params).task)
+    table = summary(frame, [metric, "train_error"])
+    paired = differences(frame, metric)
+    args.out.mkdir(parents=True, exist_ok=True)
+    frame.to_csv(args.out / "runs.csv", index=False)
+    table.to_csv(args.out / "summary.csv", index=False)
+    paired.to_csv(args.out / "differences.csv", index=False)
+    plot_study(table, paired, metric, args.out / "study.png")
+    text = report(frame, table, paired, metric, skipped, dropped)
+    (args.out / "study.md").write_text(text)
+    print(text)
+
+
+def exp_show(all_commits: bool) -> list[dict[str, Any]]:
+    command = ["dvc", "exp", "show", "--json", *(["--all-commits"] if all_commits else [])]
+    result = subprocess.run(command, capture_output=True, text=True)
+    if result.returncode != 0:
+        raise BanError(f"{' '.join(command)} failed: {result.stderr.strip()}")
+    return json.loads(result.stdout)
+
+
+def report(frame: pd.DataFrame, table: pd.DataFrame, paired: pd.DataFrame, metric: str, skipped: list[str],
+           dropped: int) -> str:
+    """The markdown of ``study.md``."""
+    seeds = frame.groupby("variant", sort=False)["seed"].unique()
+    lines = [f"# Study: {frame['experiment'].nunique()} experiments", "",
+             "| variant | seeds |", "|---|---|"]
+    lines += [f"| {variant} | {', '.join(map(str, sorted(values)))} |" for variant, values in seeds.items()]
+    notes = []
+    if skipped:
+        notes.append(f"not finished (queued, running or failed), left out: {', '.join(skipped)}")
+    if dropped:
+        notes.append(f"{dropped} rows of repeated runs (same variant and seed) replaced by the newest run")
+    if notes:
+        lines += [""] + [f"- {note}" for note in notes]
+    lines.append("")
+    lines += [f"## {metric}: mean ± sd (seeds)", "", summary_markdown(table, metric), ""]
+    if "train_error_mean" in table:
+        lines += ["## train_error: mean ± sd (seeds)", "", summary_markdown(table, "train_error"), ""]
+    lines += [f"## Paired differences of {metric} (same seed)", "", differences_markdown(paired), ""]
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    run(main)

@@ -1,0 +1,156 @@
+"""Multi-seed studies: the statistics by hand, and ``stages.aggregate`` on real queued DVC experiments.
+
+The study runs a chain with a BAN student and a control (``kd: {mode: none}``) over two seeds through
+``dvc exp run --queue`` and ``dvc queue start``. Expected values are read from the experiments' own
+commits (``git show``), not through ``dvc exp show``.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import statistics
+import time
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import pytest
+import yaml
+from project import make_project, run
+from scipy import stats
+
+from ban.errors import BanError
+from ban.study import Comparison, Run, comparisons, paired_tests, study_frame, summary, variant_labels
+from stages import aggregate
+
+CHAIN = {"train": {"epochs": 1},
+         "students": {"gen1": {"teacher": "gen0"}, "control": {"teacher": "gen0", "kd": {"mode": "none"}}},
+         "ensemble": {"members": ["gen1"]}}
+
+
+def test_paired_tests_match_the_textbook_formulas() -> None:
+    a, b = [3.0, 5.0, 4.0, 6.5, 5.0], [2.0, 3.0, 1.0, 2.5, 5.5]
+    d = [x - y for x, y in zip(a, b, strict=True)]  # 1, 2, 3, 4, -0.5
+    t = statistics.mean(d) / (statistics.stdev(d) / math.sqrt(len(d)))
+    t_test, wilcoxon = paired_tests(a, b)
+    assert t_test == pytest.approx(2 * stats.t.sf(abs(t), len(d) - 1), rel=1e-9)
+    # Signed ranks: only -0.5 (rank 1) is negative, so W = 1; of the 2^5 sign patterns, two have W <= 1.
+    assert wilcoxon == pytest.approx(2 * 2 / 32)
+
+
+def test_paired_tests_are_undefined_without_a_difference_or_a_second_pair() -> None:
+    assert all(math.isnan(p) for p in paired_tests([1.0, 2.0], [1.0, 2.0]))
+    assert all(math.isnan(p) for p in paired_tests([1.0], [0.0]))
+
+
+def chain_run(name: str, seed: int, **changes: Any) -> Run:
+    params = {"seed": seed, **CHAIN, **changes}
+    metrics = {f"metrics/{n}.json": {"test_error": 10.0 + seed, "train_error": 1.0}
+               for n in ("gen0", "gen1", "control")}
+    return Run(name, f"2026-01-0{seed + 1}", params, {**metrics, "metrics/ensemble.json": {}})
+
+
+def test_variants_are_named_by_the_params_that_differ_and_repeats_keep_the_newest() -> None:
+    dkpp = {"kd": {"mode": "dkpp"}}
+    runs = [chain_run("a", 0), chain_run("b", 1), chain_run("c", 0, **dkpp),
+            Run("a-again", "2026-02-01", {"seed": 0, **CHAIN}, {**chain_run("x", 0).metrics,
+                                                                  "metrics/gen1.json": {"test_error": 3.0}})]
+    labels = variant_labels(runs)
+    assert labels == {"a": "kd.mode=-", "b": "kd.mode=-", "c": "kd.mode=dkpp", "a-again": "kd.mode=-"}
+    frame, dropped = study_frame(runs)
+    assert dropped == 3  # the older seed-0 run of the default variant: gen0, gen1 and control
+    gen1 = frame[(frame["name"] == "gen1") & (frame["variant"] == "kd.mode=-")].set_index("seed")
+    assert gen1["test_error"].to_dict() == {0: 3.0, 1: 11.0}
+    table = summary(frame, ["test_error"]).set_index(["variant", "name"])
+    assert table.loc[("kd.mode=-", "gen1"), "test_error_mean"] == 7.0
+    assert table.loc[("kd.mode=-", "gen1"), "test_error_std"] == pytest.approx(math.sqrt(32))
+
+
+def test_students_meet_teacher_and_control_and_variants_meet_the_first_variant() -> None:
+    frame, _ = study_frame([chain_run("a", 0), chain_run("c", 0, kd={"mode": "dkpp"})])
+    found = {(c.variant, c.name, c.reference_variant, c.reference) for c in comparisons(frame)}
+    base, other = "kd.mode=-", "kd.mode=dkpp"
+    within = {(v, name, v, reference) for v in (base, other)
+              for name, reference in (("gen1", "gen0"), ("gen1", "control"), ("control", "gen0"))}
+    between = {(other, name, base, name) for name in ("gen0", "gen1", "control")}
+    assert found == within | between
+    assert Comparison(base, "gen0", base, "control") not in comparisons(frame)
+
+
+def wait_for_queue(project: Path, timeout: float = 600) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        status = run(project, "dvc", "queue", "status").stdout
+        if " Queued " not in status and " Running " not in status:
+            return
+        time.sleep(2)
+    raise AssertionError(f"the queue did not finish:\n{status}")
+
+
+def committed(project: Path, rev: str, path: str) -> Any:
+    return yaml.safe_load(run(project, "git", "show", f"{rev}:{path}").stdout)
+
+
+@pytest.fixture(scope="module")
+def study(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    """A study in a real git + DVC repository; the error of an aggregate run before any experiment."""
+    project = make_project(tmp_path_factory.mktemp("study"), CHAIN)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.chdir(project)
+        with pytest.raises(BanError) as before:
+            aggregate.main([])
+        run(project, "dvc", "exp", "run", "--queue", "-S", "seed=range(0,2)")
+        run(project, "dvc", "queue", "start", "-j", "1")
+        try:
+            wait_for_queue(project)
+        finally:
+            run(project, "dvc", "queue", "stop", "--kill", check=False)
+        aggregate.main(["--out", "reports/study"])
+    revs = run(project, "git", "for-each-ref", "refs/exps", "--format=%(objectname)").stdout.split()
+    return {"project": project, "before": str(before.value), "revs": revs}
+
+
+def test_aggregate_without_experiments_says_how_to_make_them(study: dict[str, Any]) -> None:
+    assert study["before"].startswith("no finished experiment: queue some with `dvc exp run --queue")
+
+
+def test_aggregate_reads_every_queued_experiment(study: dict[str, Any]) -> None:
+    project, out = study["project"], study["project"] / "reports/study"
+    assert {p.name for p in out.iterdir()} == {"study.md", "study.png", "runs.csv", "summary.csv",
+                                               "differences.csv"}
+    frame = pd.read_csv(out / "runs.csv")
+    expected = {}
+    for rev in study["revs"]:
+        params = committed(project, rev, "params.yaml")
+        for name in ("gen0", "gen1", "control"):
+            value = committed(project, rev, f"metrics/{name}.json")["test_error"]
+            expected[("all", params["seed"], name)] = value
+    found = {(row.variant, row.seed, row.name): row.test_error for row in frame.itertuples()}
+    assert found == pytest.approx(expected)
+    assert len(expected) == 6
+    assert set(frame.loc[frame["name"] == "control", "kind"]) == {"control"}
+
+
+def test_aggregate_pairs_students_with_the_teacher_of_the_same_seed(study: dict[str, Any]) -> None:
+    out = study["project"] / "reports/study"
+    runs = pd.read_csv(out / "runs.csv").set_index(["variant", "name", "seed"])["test_error"]
+    differences = pd.read_csv(out / "differences.csv").set_index(["variant", "name", "reference_variant",
+                                                                   "reference"])
+    student, teacher = ([runs[("all", name, seed)] for seed in (0, 1)] for name in ("gen1", "gen0"))
+    row = differences.loc[("all", "gen1", "all", "gen0")]
+    per_seed = [s - t for s, t in zip(student, teacher, strict=True)]
+    assert (row["n"], row["mean"]) == (2, pytest.approx(statistics.mean(per_seed)))
+    assert row["sd"] == pytest.approx(statistics.stdev(per_seed))
+    assert row["t_test_p"] == pytest.approx(stats.ttest_rel(student, teacher).pvalue)
+    report = (out / "study.md").read_text()
+    line = f"| all | gen1 − gen0 | 2 | {row['mean']:.2f} ± {row['sd']:.2f} | {row['t_test_p']:.3f} |"
+    assert line in report
+
+
+def test_the_control_of_the_chain_trains_without_its_teacher(study: dict[str, Any]) -> None:
+    project, rev = study["project"], study["revs"][0]
+    control = json.loads(run(project, "git", "show", f"{rev}:dvclive/control/metrics.json").stdout)
+    student = json.loads(run(project, "git", "show", f"{rev}:dvclive/gen1/metrics.json").stdout)
+    assert "analysis" not in control and set(control["train"]) == {"loss", "error", "loss_label"}
+    assert "analysis" in student and "loss_kd" in student["train"]

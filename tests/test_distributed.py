@@ -1,0 +1,100 @@
+"""Data-parallel training: two gloo processes reach the weights of one process, and only rank 0 writes."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import socket
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.multiprocessing as mp
+from project import make_project, run
+from test_engine_speed_paths import tiny_net
+
+from ban.config import DataConfig, KDConfig, TrainConfig
+from ban.data import prepare_dataset
+from ban.data.prepared import Prepared, save_prepared
+from ban.distributed import distribute, start_process_group
+from ban.domains.image import ImageDomain
+from ban.engine import Trainer
+from ban.paths import PREPARED
+
+CPU = torch.device("cpu")
+
+
+def random_images(train: int = 120, test: int = 40) -> Prepared:
+    """Digits-shaped random images: no dataset library to import in every process."""
+    generator = torch.Generator().manual_seed(0)
+    images = torch.randint(0, 256, (train + test, 1, 8, 8), dtype=torch.uint8, generator=generator)
+    labels = torch.randint(0, 10, (train + test,), generator=generator)
+    meta = {"task": "image", "name": "random", "classes": [str(c) for c in range(10)], "mean": [0.5],
+            "std": [0.29], "shape": [1, 8, 8]}
+    return Prepared(meta, {"train_x": images[:train], "train_y": labels[:train], "test_x": images[train:],
+                           "test_y": labels[train:]})
+
+
+def train_tiny(rank: int, world: int) -> dict[str, Any]:
+    """Two epochs of BAN+L, augmentation off, fp32, global batch 40, on this process's share.
+
+    The network has no batch norm: PyTorch's SyncBatchNorm is CUDA-only, and per-rank batch
+    statistics would make two processes differ from one by design.
+    """
+    train = TrainConfig(epochs=2, batch_size=40, precision="fp32")
+    domain = ImageDomain(random_images(), train, CPU, "fp32")
+    model = tiny_net(0)
+    trainer = Trainer(distribute(model, CPU, world), domain, train, KDConfig(mode="ban", label_weight=0.5),
+                      seed=0, device=CPU, precision="fp32", generation="gen1", teacher=tiny_net(1),
+                      rank=rank, world=world)
+    reports: list[Any] = []
+    trainer.run(reports.append)
+    figures = [{"loss": r.train_loss, "error": r.train_error, **r.losses, **r.analysis, **r.eval["test"]}
+               for r in reports]
+    return {"weights": model.state_dict(), "figures": figures}
+
+
+def rank_process(rank: int, world: int, port: int, directory: Path) -> None:
+    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank), WORLD_SIZE=str(world),
+                      LOCAL_RANK=str(rank))
+    torch.set_num_threads(1)
+    start_process_group(CPU)
+    torch.save(train_tiny(rank, world), directory / f"rank{rank}.pt")
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def test_two_gloo_processes_reach_the_weights_of_one_process(tmp_path):
+    mp.spawn(rank_process, args=(2, free_port(), tmp_path), nprocs=2, join=True)
+    ranks = [torch.load(tmp_path / f"rank{rank}.pt") for rank in (0, 1)]
+    single = train_tiny(0, 1)
+    assert single["weights"].keys() == ranks[0]["weights"].keys()
+    for name, value in single["weights"].items():
+        torch.testing.assert_close(ranks[0]["weights"][name], value, rtol=1e-4, atol=1e-6)
+        assert torch.equal(ranks[0]["weights"][name], ranks[1]["weights"][name])  # replicas stay identical
+    assert ranks[0]["figures"] == ranks[1]["figures"]  # every rank reports the reduced figures
+    for multi, one in zip(ranks[0]["figures"], single["figures"], strict=True):
+        assert multi.keys() == one.keys()
+        one.pop("cwtm_weight_std")  # a spread within each share, not a mean: it depends on the split
+        for key, value in one.items():
+            assert abs(multi[key] - value) <= 1e-4 * max(1.0, abs(value)), key
+    assert single["figures"][-1]["loss"] < single["figures"][0]["loss"]  # it did learn
+
+
+def test_a_two_process_stage_logs_and_writes_once(tmp_path):
+    """``train.nproc: 2`` relaunches the stage under torchrun; rank 0 alone prints, logs and saves."""
+    project = make_project(tmp_path, {"train": {"nproc": 2, "device": "cpu"}})
+    save_prepared(project / PREPARED, prepare_dataset(DataConfig(train_subset=300)))  # what prepare makes
+    output = run(project, "python", "-m", "stages.train", "gen0").stdout  # the command dvc.yaml runs
+    assert re.findall(r"^gen0 epoch +(\d+)/2 ", output, re.MULTILINE) == ["1", "2"]
+    assert output.count("data-parallel over 2 processes (gloo)") == 1
+    assert json.loads((project / "metrics/gen0.json").read_text())["epochs"] == 2
+    logged = (project / "dvclive/gen0/plots/metrics/train/loss.tsv").read_text().splitlines()
+    assert len(logged) == 1 + 2  # a header and one row per epoch
+    saved = torch.load(project / "models/gen0.pt", weights_only=True)
+    assert saved["generation"] == "gen0" and saved["state_dict"]

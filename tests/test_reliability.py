@@ -1,0 +1,292 @@
+"""Long runs: a killed or interrupted stage resumes to the same bits, runs repeat bit for bit, and a
+run that cannot go on stops at once with one clear line and leaves nothing half-written.
+
+Every stage here is a real process and every signal a real one. On the CPU, with
+one thread, an uninterrupted chain and a chain whose teacher was SIGKILLed,
+SIGTERMed and SIGINTed must write byte-identical files. Also here: stale or
+unreadable state is discarded, a finished stage re-run trains nothing, a NaN and
+a full disk stop the run, deterministic mode's switches, and (opt-in,
+BAN_SLOW_TESTS=1) two queued DVC experiments running at once.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import resource
+import shutil
+import signal
+import subprocess
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+import torch
+import yaml
+from project import FAST, environment, make_project, merge, write_params
+from stage_process import digests, prepare, read_until_epoch, saved_epoch, started, train
+
+from ban.checkpoint import save_torch
+from ban.config import params_from_mapping
+from ban.device import configure_determinism, explain_nondeterminism
+from ban.errors import ConfigError
+from ban.generation import stopped_message, training_fingerprint
+from ban.interrupt import Interrupted, SignalReceived
+from ban.paths import state_path
+
+# About a quarter to half a second per epoch on one thread: a signal can land inside an epoch.
+LONG = {
+    "data": {"train_subset": None},
+    "model": {"arch": "resnet", "depth": 8, "width": 8},
+    "train": {"epochs": 6, "batch_size": 64, "device": "cpu", "precision": "fp32"},
+    "students": {"gen1": {"teacher": "gen0"}},
+}
+GENERATION_OUTPUTS = ("models", "preds", "metrics", "dvclive")
+
+
+@dataclass
+class Finished:
+    project: Path
+    teacher_output: str
+    files: dict[str, str]  # digests of every output
+
+
+@pytest.fixture(scope="module")
+def reference(tmp_path_factory: pytest.TempPathFactory) -> Finished:
+    """The chain gen0 -> gen1 run without interruption, over a state file left by other params."""
+    project = make_project(tmp_path_factory.mktemp("reference") / "project", LONG)
+    prepare(project)
+    save_torch({"fingerprint": "made by other params", "trainer": {}, "history": []},
+               project / state_path("gen0"))
+    teacher = train(project, "gen0")
+    assert teacher.returncode == 0, teacher.stderr
+    student = train(project, "gen1")
+    assert student.returncode == 0, student.stderr
+    return Finished(project, teacher.stdout, digests(project))
+
+
+def copy_project(reference: Finished, directory: Path, overrides: dict | None = None) -> Path:
+    """The reference project with its prepared data, without outputs, and with other params if given."""
+    project = directory / "project"
+    shutil.copytree(reference.project, project, ignore=shutil.ignore_patterns(*GENERATION_OUTPUTS, "state"))
+    if overrides:
+        write_params(project, merge(FAST, merge(LONG, overrides)))
+    return project
+
+
+def epochs_trained(output: str, generation: str = "gen0") -> list[int]:
+    return [int(line.split()[2].split("/")[0]) for line in output.splitlines()
+            if line.startswith(f"{generation} epoch ")]
+
+
+def test_state_from_other_params_is_discarded(reference):
+    assert "gen0: discarding state/gen0.pt: it was made with other params, data or code" in \
+        reference.teacher_output
+    assert epochs_trained(reference.teacher_output) == [1, 2, 3, 4, 5, 6]
+
+
+def stop_and_check(project: Path, saved: int, signum: signal.Signals, wait: float) -> int:
+    """Resume; signal ``wait`` epochs after the next epoch's progress line; return the epochs then saved."""
+    with started(project, "gen0") as process:
+        output, seconds = read_until_epoch(process, "gen0", saved + 1)
+        time.sleep(seconds * wait)
+        process.send_signal(signum)
+        _, error = process.communicate(timeout=120)
+    assert f"gen0: resuming after epoch {saved} from state/gen0.pt" in output
+    assert process.returncode == 128 + signum
+    now = saved_epoch(project, "gen0")
+    assert now == saved + 1  # the epoch being written when the signal came is complete
+    assert error == (f"error: gen0: stopped by {signum.name}; epochs 1-{now} are saved in state/gen0.pt: "
+                     "run the same command (or `dvc repro`) to resume\n")
+    return now
+
+
+def test_killed_and_interrupted_chain_ends_bit_identical(reference, tmp_path):
+    """SIGKILL mid-epoch, SIGTERM while an epoch is being saved, SIGINT mid-epoch, then the rest of the
+    chain: every model, prediction, metric, DVCLive step and state equals the uninterrupted run's."""
+    project = copy_project(reference, tmp_path)
+    (project / "state").mkdir()
+    (project / state_path("gen0")).write_bytes(b"PK\x03\x04 the first bytes of a checkpoint")
+    with started(project, "gen0") as process:
+        output, seconds = read_until_epoch(process, "gen0", 1)
+        time.sleep(seconds / 2)
+        process.kill()
+        process.wait()
+    assert process.returncode == -signal.SIGKILL
+    assert ("gen0: discarding state/gen0.pt: it is corrupt (PytorchStreamReader failed reading zip archive: "
+            "failed finding central directory)") in output
+    saved = saved_epoch(project, "gen0")
+    saved = stop_and_check(project, saved, signal.SIGTERM, wait=0.0)
+    saved = stop_and_check(project, saved, signal.SIGINT, wait=0.5)
+    finished = train(project, "gen0")
+    assert finished.returncode == 0, finished.stderr
+    assert f"gen0: resuming after epoch {saved} from state/gen0.pt" in finished.stdout
+    assert epochs_trained(finished.stdout) == list(range(saved + 1, 7))
+    assert train(project, "gen1").returncode == 0
+    assert digests(project) == reference.files
+    steps = (project / "dvclive/gen0/plots/metrics/test/error.tsv").read_text().splitlines()
+    assert [row.split("\t")[0] for row in steps] == ["step", "0", "1", "2", "3", "4", "5"]
+
+
+def test_stop_before_the_first_epoch_says_there_is_nothing_to_resume():
+    stop = SignalReceived(signal.SIGTERM)
+    assert stopped_message("gen2", stop, 0) == ("gen2: stopped by SIGTERM before the first epoch ended; run "
+                                                "the same command to start again")
+    assert Interrupted("stopped", stop.signum).exit_code == 143
+
+
+def test_finished_stage_rerun_only_rewrites_the_same_outputs(reference):
+    """What `dvc repro -f` does to a finished stage: no epoch is trained again, and no byte changes."""
+    rerun = train(reference.project, "gen0")
+    assert rerun.returncode == 0, rerun.stderr
+    assert "gen0: resuming after epoch 6 from state/gen0.pt" in rerun.stdout
+    assert epochs_trained(rerun.stdout) == []
+    assert digests(reference.project) == reference.files
+
+
+def test_changed_code_discards_the_state(reference, tmp_path):
+    """DVC re-runs a train stage when ``ban`` changes: the finished state of the old code is not reused."""
+    project = tmp_path / "project"
+    shutil.copytree(reference.project, project)
+    with open(project / "ban/objectives.py", "a") as source:
+        source.write("# an edit\n")
+    rerun = train(project, "gen0")
+    assert rerun.returncode == 0, rerun.stderr
+    assert "gen0: discarding state/gen0.pt: it was made with other params, data or code" in rerun.stdout
+    assert epochs_trained(rerun.stdout) == [1, 2, 3, 4, 5, 6]
+    results = {path: digest for path, digest in reference.files.items() if not path.startswith("state/")}
+    assert digests(project, GENERATION_OUTPUTS) == results  # a comment changes no result
+    assert digests(project, ("state",))["state/gen0.pt"] != reference.files["state/gen0.pt"]
+
+
+def test_fingerprint_follows_what_shapes_training(reference, monkeypatch):
+    monkeypatch.chdir(reference.project)  # the data and the teacher are part of it
+    settings = yaml.safe_load(Path("params.yaml").read_text())
+
+    def digest(overrides: dict, device: str = "cpu", precision: str = "fp32") -> str:
+        params = params_from_mapping(merge(settings, overrides))
+        return training_fingerprint(params, params.generation("gen1"), torch.device(device), precision)
+
+    same = digest({})
+    assert digest({"train": {"nproc": 4}}) == same  # the same run on more processes goes on
+    others = [digest({"train": {"optimizer": {"lr": 0.05}}}), digest({"train": {"epochs": 7}}),
+              digest({"kd": {"mode": "dkpp"}}), digest({"seed": 1}),
+              digest({"students": {"gen1": {"teacher": "gen0", "seed": 7}}}),
+              digest({}, precision="bf16"), digest({}, device="meta")]
+    assert len({same, *others}) == 1 + len(others)
+
+
+def test_nan_stops_at_once_and_keeps_the_last_good_state(reference, tmp_path):
+    """The learning rate jumps by 1e9 after epoch 2; deterministic mode is on (a no-op on the CPU)."""
+    project = copy_project(reference, tmp_path, {"train": {
+        "schedule": {"name": "step", "milestones": [2], "gamma": 1.0e9}, "deterministic": True}})
+    result = train(project, "gen0")
+    assert result.returncode == 1
+    assert result.stderr == ("error: gen0: the loss became NaN or infinite in epoch 3; lower "
+                             "train.optimizer.lr (the last completed epoch's state is kept)\n")
+    assert epochs_trained(result.stdout) == [1, 2]
+    assert saved_epoch(project, "gen0") == 2
+    assert not (project / "models").exists() and not (project / "preds").exists()
+
+
+def test_full_disk_while_saving_is_one_line_and_keeps_the_previous_state(reference, tmp_path):
+    """A real write error from the kernel: once epoch 1 is saved, the running stage may not grow a file
+    past 100 KiB (RLIMIT_FSIZE, set from outside with prlimit); the state of an epoch takes about 190 KiB."""
+    project = copy_project(reference, tmp_path)
+    with started(project, "gen0") as process:
+        read_until_epoch(process, "gen0", 1)
+        while not (project / state_path("gen0")).exists():  # written atomically: there means complete
+            assert process.poll() is None, process.communicate()
+            time.sleep(0.01)
+        resource.prlimit(process.pid, resource.RLIMIT_FSIZE, (100 << 10, 100 << 10))
+        output, error = process.communicate(timeout=120)
+    assert process.returncode == 1
+    assert error == "error: could not write state/gen0.pt: File too large\n"
+    failed = epochs_trained(output)[-1]
+    assert saved_epoch(project, "gen0") == failed - 1
+    assert [path.name for path in (project / "state").iterdir()] == ["gen0.pt"]
+    assert not (project / "models").exists()
+
+
+@pytest.fixture
+def determinism_restored():
+    """configure_determinism changes process-wide switches: put them back for the other tests."""
+    saved = (torch.are_deterministic_algorithms_enabled(), torch.backends.cudnn.deterministic,
+             torch.backends.cudnn.benchmark, os.environ.get("CUBLAS_WORKSPACE_CONFIG"))
+    yield
+    torch.use_deterministic_algorithms(saved[0])
+    torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark = saved[1], saved[2]
+    if saved[3] is None:
+        os.environ.pop("CUBLAS_WORKSPACE_CONFIG", None)
+    else:
+        os.environ["CUBLAS_WORKSPACE_CONFIG"] = saved[3]
+
+
+def test_deterministic_mode_sets_every_switch(determinism_restored, monkeypatch):
+    monkeypatch.delenv("CUBLAS_WORKSPACE_CONFIG", raising=False)
+    configure_determinism(False)
+    assert not torch.are_deterministic_algorithms_enabled() and torch.backends.cudnn.benchmark
+    assert "CUBLAS_WORKSPACE_CONFIG" not in os.environ
+    configure_determinism(True)
+    assert torch.are_deterministic_algorithms_enabled()
+    assert torch.backends.cudnn.deterministic and not torch.backends.cudnn.benchmark
+    assert os.environ["CUBLAS_WORKSPACE_CONFIG"] == ":4096:8"
+
+
+def test_an_operation_without_a_deterministic_kernel_is_named():
+    # PyTorch's own wording, as raised by AdaptiveAvgPool2d's backward on CUDA in deterministic mode
+    refused = ("adaptive_avg_pool2d_backward_cuda does not have a deterministic implementation, but you set "
+               "'torch.use_deterministic_algorithms(True)'. You can turn off determinism just for this "
+               "operation, or you can use the 'warn_only=True' option, if that's acceptable for your "
+               "application.")
+    with pytest.raises(ConfigError) as error, explain_nondeterminism():
+        raise RuntimeError(refused)
+    assert str(error.value) == ("train.deterministic: the network uses adaptive_avg_pool2d_backward_cuda, "
+                                "which has no deterministic implementation on this device; set "
+                                "train.deterministic: false")
+    with pytest.raises(RuntimeError, match="^other$"), explain_nondeterminism():
+        raise RuntimeError("other")
+
+
+def dvc(project: Path, *arguments: str) -> str:
+    result = subprocess.run(["dvc", *arguments], cwd=project, capture_output=True, text=True,
+                            env=environment(), timeout=600)
+    assert result.returncode == 0, f"dvc {' '.join(arguments)}:\n{result.stdout}\n{result.stderr}"
+    return result.stdout
+
+
+def queued_results(project: Path) -> dict[int, dict]:
+    """The teacher's metrics of every experiment, by the seed it ran with."""
+    results = {}
+    for commit in json.loads(dvc(project, "exp", "show", "--json")):
+        for experiment in commit.get("experiments") or []:
+            data = experiment["revs"][0]["data"]
+            params = data["params"]["params.yaml"]["data"]  # the file's content sits under "data"
+            results[params["seed"]] = data["metrics"]["metrics/gen0.json"]["data"]
+    return results
+
+
+@pytest.mark.skipif(os.environ.get("BAN_SLOW_TESTS") != "1",
+                    reason="about 2 minutes on 2 cores: run with BAN_SLOW_TESTS=1")
+def test_queued_experiments_run_side_by_side_without_clobbering(tmp_path):
+    """Two queued experiments run at once (-j 2), each in its own temporary workspace: each one's metrics
+    are those of its seed trained alone, and the workspace itself is left untouched."""
+    project = make_project(tmp_path / "project", {"train": {"device": "cpu"}})
+    for seed in (1, 2):
+        dvc(project, "exp", "run", "--queue", "-S", f"seed={seed}", "teacher")
+    dvc(project, "queue", "start", "-j", "2")
+    deadline = time.monotonic() + 400
+    while re.search(r"\b(Queued|Running)\b", dvc(project, "queue", "status")):
+        assert time.monotonic() < deadline, dvc(project, "queue", "status")
+        time.sleep(2)
+    assert dvc(project, "queue", "status").count("Success") == 2
+    assert not (project / "models").exists() and not (project / "data/prepared").exists()
+    results = queued_results(project)
+    for seed in (1, 2):
+        alone = make_project(tmp_path / f"seed{seed}", {"train": {"device": "cpu"}, "seed": seed})
+        prepare(alone)
+        assert train(alone, "gen0").returncode == 0
+        assert results[seed] == json.loads((alone / "metrics/gen0.json").read_text())
+    assert results[1] != results[2]
