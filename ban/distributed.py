@@ -97,3 +97,9 @@ def distribute(model: nn.Module, device: torch.device, world: int) -> nn.Module:
         return nn.parallel.DistributedDataParallel(model, device_ids=[device.index], broadcast_buffers=False,
                                                    gradient_as_bucket_view=True)
     return nn.parallel.DistributedDataParallel(model, gradient_as_bucket_view=True)
+
+
+def wait_for_all(world: int) -> None:
+    """Hold every rank until rank 0 has written its files: a rank that exits early breaks gloo's teardown."""
+    if world > 1:
+        dist.barrier()

@@ -20,7 +20,7 @@ from ban.checkpoint import describe_load_error, load_model, read_torch, save_jso
 from ban.config import Generation, Params
 from ban.data.prepared import TENSORS_FILE, load_prepared
 from ban.device import configure_determinism, explain_nondeterminism, resolve_device, resolve_precision
-from ban.distributed import Distributed, distribute, start_process_group
+from ban.distributed import Distributed, distribute, start_process_group, wait_for_all
 from ban.domains import Domain, make_domain
 from ban.engine import EpochReport, Trainer
 from ban.errors import BanError, DataError
@@ -69,7 +69,9 @@ def train_generation(params: Params, name: str) -> dict[str, Any]:
     try:
         with explain_nondeterminism():
             run_with_logging(trainer, name, digest, history, ranks)
-        return write_outputs(model, domain, generation, history, params) if ranks.is_main else {}
+        metrics = write_outputs(model, domain, generation, history, params) if ranks.is_main else {}
+        wait_for_all(ranks.world)
+        return metrics
     except interrupt.SignalReceived as stop:
         raise interrupt.Interrupted(stopped_message(name, stop, len(history)), stop.signum) from None
 

@@ -22,9 +22,10 @@ from ban.errors import ConfigError
 from ban.nets import build_model, count_parameters
 
 PRESETS = Path("presets")
-# Sustained bf16 throughput assumed for one H100 on these networks (about a tenth of its peak):
-# an assumption for estimates, not a measurement.
-ASSUMED_FLOPS_PER_S = 100e12
+# Sustained bf16 throughput assumed for one H100, per task: about a tenth of its peak for CIFAR
+# networks, and a tenth of that for recurrent language models, whose time steps run one after the
+# other at batch 20-32. Assumptions for estimates, not measurements.
+ASSUMED_FLOPS_PER_S = {"image": 100e12, "lm": 10e12}
 
 
 @dataclass(frozen=True)
@@ -135,6 +136,6 @@ def training_flops(params: Params, costs: list[NetworkCost]) -> float:
     return total * params.train.epochs
 
 
-def gpu_hours(flops: float) -> float:
-    """An estimate: ``flops`` at :data:`ASSUMED_FLOPS_PER_S`."""
-    return flops / ASSUMED_FLOPS_PER_S / 3600
+def gpu_hours(flops: float, task: str) -> float:
+    """An estimate: ``flops`` at the :data:`ASSUMED_FLOPS_PER_S` of ``task``."""
+    return flops / ASSUMED_FLOPS_PER_S[task] / 3600

@@ -42,12 +42,21 @@ class Run:
 
 @dataclass(frozen=True)
 class Comparison:
-    """``name`` of ``variant`` minus ``reference`` of ``reference_variant``, paired by seed."""
+    """``name`` of ``variant`` minus ``reference`` of ``reference_variant``, paired by seed.
+
+    ``role`` says what the reference is: ``gen0`` (the first teacher), ``teacher`` (the network's own
+    teacher, when it is not gen0), ``control`` (the same network trained without a teacher) or
+    ``variant`` (the same network in the first variant).
+    """
 
     variant: str
     name: str
     reference_variant: str
     reference: str
+    role: str
+
+
+ROLES = ("gen0", "teacher", "control")
 
 
 def finished_runs(show: list[dict[str, Any]]) -> tuple[list[Run], list[str]]:
@@ -88,8 +97,9 @@ def flatten(mapping: dict[str, Any], prefix: str = "") -> dict[str, Any]:
 def variant_labels(runs: list[Run]) -> dict[str, str]:
     """A label per experiment naming the params that set its variant apart (``seed`` excluded).
 
-    ``students.*`` keys are left out of the label when the other keys already tell the variants
-    apart, so that a label stays readable when two variants have different chains.
+    The keys of the chain's shape (``students.*``, ``ensemble.*``) are left out of the label when the
+    other keys already tell the variants apart, so that a label stays readable when two variants have
+    different chains.
     """
     flat = {run.name: flatten(run.params) for run in runs}
     keys = sorted({key for values in flat.values() for key in values} - {"seed"})
@@ -97,7 +107,7 @@ def variant_labels(runs: list[Run]) -> dict[str, str]:
     if not differing:
         return {name: "all" for name in flat}
     full = {name: _label(values, differing) for name, values in flat.items()}
-    short_keys = [key for key in differing if not key.startswith("students.")]
+    short_keys = [key for key in differing if not key.startswith(("students.", "ensemble."))]
     short = {name: _label(values, short_keys) for name, values in flat.items()}
     distinct = short_keys and len(set(short.values())) == len(set(full.values()))
     return short if distinct else full
@@ -120,29 +130,38 @@ def run_rows(run: Run, variant: str) -> list[dict[str, Any]]:
         if path not in run.metrics:
             raise BanError(f"experiment {run.name}: {path} is missing")
         rows.append({**base, "name": name, **_roles(params, name), **run.metrics[path]})
+    members = params.ensemble_members()
+    network = _network(params, members[0]) if members else ""
     for name, values in run.metrics.get(ENSEMBLE_FILE, {}).items():
-        rows.append({**base, "name": name, "kind": "ensemble", "teacher": "", **values})
+        rows.append({**base, "name": name, "kind": "ensemble", "teacher": "", "network": network, **values})
     return rows
 
 
 def _roles(params: Params, name: str) -> dict[str, str]:
-    """What a generation is in the chain: the teacher, a student of ``teacher``, or a control."""
+    """What a generation is in the chain (the teacher, a student of ``teacher``, or a control), and
+    its network, so that a student meets the control of its own architecture."""
+    network = _network(params, name)
     if name == TEACHER:
-        return {"kind": "teacher", "teacher": ""}
+        return {"kind": "teacher", "teacher": "", "network": network}
     kind = "control" if params.generation_kd(name).mode == "none" else "student"
-    return {"kind": kind, "teacher": params.students[name].teacher}
+    return {"kind": kind, "teacher": params.students[name].teacher, "network": network}
+
+
+def _network(params: Params, name: str) -> str:
+    return json.dumps(params.generation(name).model, sort_keys=True)
 
 
 def study_frame(runs: list[Run]) -> tuple[pd.DataFrame, int]:
     """The long table (one row per experiment and network), and how many repeated runs were dropped.
 
-    A variant run twice with the same seed keeps its newest experiment.
+    Rows are in the order the experiments were made, so the first variant is the oldest; a variant
+    run twice with the same seed keeps its newest experiment.
     """
+    runs = sorted(runs, key=lambda run: run.timestamp)
     labels = variant_labels(runs)
     frame = pd.DataFrame([row for run in runs for row in run_rows(run, labels[run.name])])
-    newest = frame.sort_values("timestamp").drop_duplicates(["variant", "seed", "name"], keep="last")
-    dropped = len(frame) - len(newest)
-    return frame.loc[sorted(newest.index)].reset_index(drop=True), dropped
+    newest = frame.drop_duplicates(["variant", "seed", "name"], keep="last")
+    return newest.reset_index(drop=True), len(frame) - len(newest)
 
 
 def summary(frame: pd.DataFrame, metrics: list[str]) -> pd.DataFrame:
@@ -155,21 +174,24 @@ def summary(frame: pd.DataFrame, metrics: list[str]) -> pd.DataFrame:
 
 
 def comparisons(frame: pd.DataFrame) -> list[Comparison]:
-    """Within each variant: every student and ensemble against the teacher, its own teacher and each
-    control (a control only against the teacher); between variants: each network against the same
-    network of the first variant."""
+    """Within each variant: every student and ensemble against gen0, its own teacher and each
+    control of the same network (a control only against gen0); between variants: each network
+    against the same network of the first variant."""
     found = []
     variants = list(dict.fromkeys(frame["variant"]))
     for variant in variants:
         chain = frame[frame["variant"] == variant].drop_duplicates("name")
-        controls = list(chain.loc[chain["kind"] == "control", "name"])
+        controls = chain[chain["kind"] == "control"]
         for row in chain[chain["kind"] != "teacher"].itertuples():
-            references = [TEACHER, row.teacher] + ([] if row.kind == "control" else controls)
-            for reference in dict.fromkeys(r for r in references if r and r != row.name):
-                found.append(Comparison(variant, row.name, variant, reference))
+            found.append(Comparison(variant, row.name, variant, TEACHER, "gen0"))
+            if row.teacher not in ("", TEACHER):
+                found.append(Comparison(variant, row.name, variant, row.teacher, "teacher"))
+            if row.kind != "control":
+                found += [Comparison(variant, row.name, variant, control, "control")
+                          for control in controls.loc[controls["network"] == row.network, "name"]]
         if variant != variants[0]:
             reference_names = set(frame.loc[frame["variant"] == variants[0], "name"])
-            found += [Comparison(variant, name, variants[0], name) for name in chain["name"]
+            found += [Comparison(variant, name, variants[0], name, "variant") for name in chain["name"]
                       if name in reference_names]
     return found
 
@@ -183,7 +205,7 @@ def paired_difference(frame: pd.DataFrame, comparison: Comparison, metric: str) 
     t_test, wilcoxon = paired_tests(list(pairs["a"]), list(pairs["b"]))
     return {"variant": comparison.variant, "name": comparison.name,
             "reference_variant": comparison.reference_variant, "reference": comparison.reference,
-            "n": len(difference), "mean": difference.mean(), "sd": difference.std(),
+            "role": comparison.role, "n": len(difference), "mean": difference.mean(), "sd": difference.std(),
             "t_test_p": t_test, "wilcoxon_p": wilcoxon}
 
 
@@ -229,19 +251,51 @@ def summary_markdown(table: pd.DataFrame, metric: str) -> str:
     return wide.fillna("").to_markdown()
 
 
-def differences_markdown(table: pd.DataFrame) -> str:
-    """One line per comparison: the mean ± sd of the paired differences and both p-values."""
-    lines = ["| variant | difference | n | mean ± sd | t-test p | Wilcoxon p |", "|---|---|---|---|---|---|"]
-    for row in table.itertuples():
-        reference = row.reference if row.reference_variant == row.variant else \
-            f"{row.reference} of {row.reference_variant}"
-        lines.append(f"| {row.variant} | {row.name} − {reference} | {row.n} | {mean_sd(row.mean, row.sd)} "
-                     f"| {_p(row.t_test_p)} | {_p(row.wilcoxon_p)} |")
+def variant_markdown(table: pd.DataFrame, paired: pd.DataFrame, variant: str, metric: str) -> str:
+    """One variant: per network the metric and the training error (mean ± sd (seeds)), then its paired
+    differences to gen0, to its own teacher and to its control: mean ± sd (t-test p, Wilcoxon p)."""
+    rows = table[table["variant"] == variant]
+    within = paired[(paired["variant"] == variant) & (paired["reference_variant"] == variant)] \
+        if len(paired) else paired
+    roles = [role for role in ROLES if len(within) and role in set(within["role"])]
+    header = ["network", metric, "train_error"] + [f"− {role}" for role in roles]
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    for row in rows.itertuples():
+        cells = [row.name, _cell(table, row.Index, metric), _cell(table, row.Index, "train_error")]
+        for role in roles:
+            matches = within[(within["name"] == row.name) & (within["role"] == role)]
+            named = role == "teacher" or len(matches) > 1  # which teacher, or which of several controls
+            cells.append("; ".join(_difference(match) + (f" vs {match.reference}" if named else "")
+                                   for match in matches.itertuples()))
+        lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
 
+def between_markdown(paired: pd.DataFrame) -> str:
+    """Each network minus the same network of the first variant, seed by seed; empty for one variant."""
+    between = paired[paired["role"] == "variant"] if len(paired) else paired
+    if not len(between):
+        return ""
+    lines = ["| variant | network | minus the first variant |", "|---|---|---|"]
+    lines += [f"| {row.variant} | {row.name} | {_difference(row)} |" for row in between.itertuples()]
+    return "\n".join(lines)
+
+
+def _cell(table: pd.DataFrame, index: Any, metric: str) -> str:
+    if f"{metric}_mean" not in table or not table.loc[index, f"{metric}_count"]:
+        return ""
+    return f"{mean_sd(table.loc[index, f'{metric}_mean'], table.loc[index, f'{metric}_std'])} " \
+           f"({table.loc[index, f'{metric}_count']})"
+
+
+def _difference(row: Any) -> str:
+    return f"{mean_sd(row.mean, row.sd)} ({_p(row.t_test_p)}, {_p(row.wilcoxon_p)})"
+
+
 def _p(value: float) -> str:
-    return "-" if math.isnan(value) else f"{value:.3f}"
+    if math.isnan(value):
+        return "-"
+    return "<0.001" if value < 0.001 else f"{value:.3f}"
 
 
 def plot_study(table: pd.DataFrame, paired: pd.DataFrame, metric: str, path: Path) -> None:

@@ -15,6 +15,10 @@ belongs to one run (CPU: peak RSS of the training process; CUDA: max allocated):
 
 Every run starts with ``--warmup`` untimed steps. Runs are interleaved model by model and
 ``--repeats`` times; the table shows medians, the JSON every run.
+
+On a CPU shared with other jobs, run it with ``OMP_NUM_THREADS=1``: with more threads than
+free cores, threads wait for each other (oneDNN's bf16 kernels spin while they wait) and a
+run's speed varies several-fold from one run to the next.
 """
 
 from __future__ import annotations

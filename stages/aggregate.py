@@ -19,13 +19,14 @@ from ban.config import params_from_mapping
 from ban.errors import BanError
 from ban.report import primary_metric
 from ban.study import (
+    between_markdown,
     differences,
-    differences_markdown,
     finished_runs,
     plot_study,
     study_frame,
     summary,
     summary_markdown,
+    variant_markdown,
 )
 from stages.cli import run
 
@@ -79,10 +80,14 @@ def report(frame: pd.DataFrame, table: pd.DataFrame, paired: pd.DataFrame, metri
     if notes:
         lines += [""] + [f"- {note}" for note in notes]
     lines.append("")
-    lines += [f"## {metric}: mean ± sd (seeds)", "", summary_markdown(table, metric), ""]
-    if "train_error_mean" in table:
-        lines += ["## train_error: mean ± sd (seeds)", "", summary_markdown(table, "train_error"), ""]
-    lines += [f"## Paired differences of {metric} (same seed)", "", differences_markdown(paired), ""]
+    lines += [f"## {metric}, the variants side by side: mean ± sd (seeds)", "",
+              summary_markdown(table, metric), ""]
+    legend = f"Differences of {metric}, paired by seed: mean ± sd (paired t-test p, Wilcoxon signed-rank p)."
+    for variant in seeds.index:
+        lines += [f"## {variant}", "", legend, "", variant_markdown(table, paired, variant, metric), ""]
+    between = between_markdown(paired)
+    if between:
+        lines += ["## Between variants (the same network, paired by seed)", "", between, ""]
     return "\n".join(lines)
 
 

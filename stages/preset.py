@@ -12,6 +12,7 @@ import math
 from ban.config import Params, load_params
 from ban.paths import PARAMS
 from ban.presets import (
+    NetworkCost,
     apply_preset,
     gpu_hours,
     network_costs,
@@ -37,10 +38,12 @@ def main(argv: list[str]) -> None:
 
 
 def summary(params: Params) -> str:
-    networks = ", ".join(f"{cost.generation} {cost.arch} {cost.parameters / 1e6:.2f}M"
-                         for cost in network_costs(params))
-    return f"{len(params.generations())} networks: {networks}" if networks else \
-        f"{len(params.generations())} networks"
+    """How many networks, and the distinct architectures among them with their sizes."""
+    return f"{len(params.generations())} networks: {sizes(network_costs(params, count_flops=False)) or '-'}"
+
+
+def sizes(costs: list[NetworkCost]) -> str:
+    return " / ".join(dict.fromkeys(f"{cost.arch} {cost.parameters / 1e6:.2f}M" for cost in costs))
 
 
 def listing() -> str:
@@ -51,11 +54,10 @@ def listing() -> str:
         path = preset_path(name)
         params = load_params(path)
         costs = network_costs(params)
-        sizes = " / ".join(dict.fromkeys(f"{cost.arch} {cost.parameters / 1e6:.2f}M" for cost in costs))
         flops = training_flops(params, costs)
         compute = "-" if math.isnan(flops) else readable(flops / 1e15)
-        hours = "-" if math.isnan(flops) else readable(gpu_hours(flops))
-        lines.append(f"| {name} | {len(params.generations())} | {sizes or '-'} | {compute} | {hours} "
+        hours = "-" if math.isnan(flops) else readable(gpu_hours(flops, params.task))
+        lines.append(f"| {name} | {len(params.generations())} | {sizes(costs) or '-'} | {compute} | {hours} "
                      f"| {title(path)} |")
     return "\n".join(lines)
 

@@ -15,7 +15,7 @@ from project import ROOT
 
 from ban.config import KDConfig, Params, params_from_mapping
 from ban.errors import ConfigError
-from ban.presets import PRESETS, network_costs, title, training_flops
+from ban.presets import PRESETS, gpu_hours, network_costs, title, training_flops
 from stages import preset
 
 NAMES = sorted(path.stem for path in (ROOT / PRESETS).glob("*.yaml"))
@@ -76,6 +76,11 @@ def test_wrn_28_10_forward_flops_and_training_compute() -> None:
     assert training_flops(params, costs) == pytest.approx(200 * per_epoch, rel=1e-9)
 
 
+def test_gpu_hours_assume_100_tflops_for_images_and_10_for_recurrent_models() -> None:
+    assert gpu_hours(3.6e17, "image") == pytest.approx(1.0)
+    assert gpu_hours(3.6e16, "lm") == pytest.approx(1.0)
+
+
 def test_language_models_count_two_forward_flops_per_parameter_and_token() -> None:
     model = {"arch": "lstm", "layers": 1, "hidden": 8, "tie_weights": True}
     params = params_from_mapping({"data": {"name": "ptb"}, "model": model, "train": {"epochs": 2},
@@ -115,7 +120,7 @@ def test_applying_a_preset_copies_it_and_listing_names_them_all(
         (tmp_path / "presets" / f"{name}.yaml").write_bytes((ROOT / PRESETS / f"{name}.yaml").read_bytes())
     preset.main(["cifar10-wrn-28-10"])
     assert (tmp_path / "params.yaml").read_bytes() == (ROOT / PRESETS / "cifar10-wrn-28-10.yaml").read_bytes()
-    assert "gen0 wrn 36.48M" in capsys.readouterr().out
+    assert "(3 networks: wrn 36.48M)" in capsys.readouterr().out
     preset.main(["--list"])
     rows = [line for line in capsys.readouterr().out.splitlines() if line.startswith("| ")][1:]
     assert [row.split(" | ")[0][2:] for row in rows] == ["cifar10-wrn-28-10", "study-digits"]
