@@ -116,7 +116,7 @@ def study(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
         with pytest.raises(BanError) as before:
             aggregate.main([])
         run(project, "dvc", "exp", "run", "--queue", "-S", "seed=range(0,2)", "student@control")
-        run(project, "dvc", "queue", "start", "-j", "1")
+        run(project, "dvc", "queue", "start", "-j", "2")
         try:
             wait_for_queue(project)
         finally:
