@@ -7,9 +7,12 @@ what averaging the full distributions yields for the true token).
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 
-from ban.domains import Predictions
+from ban.predictions import Predictions
+from ban.tasks import TASKS
 
 
 def average(members: list[Predictions]) -> Predictions:
@@ -31,3 +34,21 @@ def running_ensembles(members: dict[str, Predictions]) -> dict[str, Predictions]
     """``ens{k}`` for k = 2..n: the average of the first k members, in generation order (Ens*k)."""
     names = list(members)
     return {f"ens{k}": average([members[n] for n in names[:k]]) for k in range(2, len(names) + 1)}
+
+
+def ensemble_records(saved: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """Ens*k of the members' saved prediction records (in order), on every split they were evaluated on:
+    per ensemble its members, its predictions per split and its metrics."""
+    members = list(saved)
+    if not members:
+        return {}
+    task = TASKS.get(saved[members[0]]["task"], "task")
+    records: dict[str, dict[str, Any]] = {}
+    for split in saved[members[0]]["splits"]:
+        per_member = {name: Predictions.from_dict(saved[name]["splits"][split]) for name in members}
+        for name, predictions in running_ensembles(per_member).items():
+            record = records.setdefault(name, {"members": members[:int(name[3:])], "splits": {},
+                                               "metrics": {}})
+            record["splits"][split] = predictions.to_dict()
+            record["metrics"].update(task.split_metrics(split, predictions.error, predictions.nll))
+    return records

@@ -12,48 +12,24 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
-from ban.config import Params, load_params
-from ban.errors import ConfigError
+from ban.core.config import Params, load_params
+from ban.core.errors import ConfigError
+from ban.datasets import DataFacts, dataset_of
 from ban.nets import build_model, count_parameters
+from ban.objectives import objective_of
+from ban.tasks import TASKS, Task
+from ban.validation import validate_everything
 
 PRESETS = Path("presets")
-# Sustained bf16 throughput assumed for one H100, per task: about a tenth of its peak for CIFAR
-# networks, and a tenth of that for recurrent language models, whose time steps run one after the
-# other at batch 20-32. Assumptions for estimates, not measurements.
-ASSUMED_FLOPS_PER_S = {"image": 100e12, "lm": 10e12}
-
-
-@dataclass(frozen=True)
-class DataFacts:
-    """What building and costing a network needs to know of a dataset, without reading it."""
-
-    shape: tuple[int, ...]  # one example: C x H x W, or (tokens,) for one language-model window
-    data_arguments: dict[str, Any]
-    train_examples: int  # images or tokens
-    eval_examples: int  # evaluated after every epoch
 
 
 def data_facts(params: Params) -> DataFacts | None:
     """The published sizes of ``data.name``; None for the user's own text corpus."""
-    name, subset = params.data.name, params.data.train_subset
-    if name in ("cifar10", "cifar100", "imagefolder"):
-        size = params.data.image_size or 32
-        classes = 100 if name == "cifar100" else 10  # imagefolder: taken to be a CIFAR-10 export
-        return DataFacts((3, size, size), {"in_channels": 3, "num_classes": classes}, subset or 50_000,
-                         10_000)
-    if name == "digits":
-        return DataFacts((1, 8, 8), {"in_channels": 1, "num_classes": 10}, subset or 1_347, 450)
-    if name == "ptb":  # Mikolov's PTB: 10k words; 51 character symbols, words of up to 19 letters
-        word_chars = torch.zeros(10_000, 21, dtype=torch.int64)
-        word_chars[:, 1] = 50
-        return DataFacts((params.train.bptt,), {"vocab_size": 10_000, "word_chars": word_chars},
-                         929_589, 73_760 + 82_430)
-    return None
+    return dataset_of(params.data).facts(params)
 
 
 @dataclass(frozen=True)
@@ -81,12 +57,23 @@ def title(path: Path) -> str:
     return first.lstrip("#").strip() if first.startswith("#") else ""
 
 
+def load_preset(path: Path) -> Params:
+    """A preset's params, checked as every stage of its chain would check them."""
+    params = load_params(path)
+    validate_everything(params)
+    return params
+
+
 def apply_preset(name: str, target: Path) -> Params:
     """Validate preset ``name`` and copy it, byte for byte, over ``target``."""
     path = preset_path(name)
-    params = load_params(path)
+    params = load_preset(path)
     target.write_bytes(path.read_bytes())
     return params
+
+
+def task_of(params: Params) -> Task:
+    return TASKS.get(dataset_of(params.data).task, "task")
 
 
 def network_costs(params: Params, count_flops: bool = True) -> list[NetworkCost]:
@@ -103,16 +90,16 @@ def network_costs(params: Params, count_flops: bool = True) -> list[NetworkCost]
         if key not in measured:
             with torch.device("meta"):
                 model = build_model(generation.arch, generation.options, **facts.data_arguments)
-                flops = forward_flops(model, facts, params.task) if count_flops else math.nan
+                flops = forward_flops(model, facts, task_of(params)) if count_flops else math.nan
                 measured[key] = count_parameters(model), flops
         costs.append(NetworkCost(name, generation.arch, *measured[key]))
     return costs
 
 
-def forward_flops(model: torch.nn.Module, facts: DataFacts, task: str) -> float:
-    """Counted on one meta image; for language models, 2 FLOPs per parameter and token (a matrix
-    product per weight), since the recurrent layers are not counted on the meta device."""
-    if task == "lm":
+def forward_flops(model: torch.nn.Module, facts: DataFacts, task: Task) -> float:
+    """Counted on one meta example; where the meta device cannot count them (recurrent layers),
+    2 FLOPs per parameter and example (a matrix product per weight)."""
+    if not task.counts_flops:
         return 2.0 * count_parameters(model)
     counter = FlopCounterMode(display=False)
     with counter:
@@ -122,7 +109,7 @@ def forward_flops(model: torch.nn.Module, facts: DataFacts, task: str) -> float:
 
 def training_flops(params: Params, costs: list[NetworkCost]) -> float:
     """Forward and backward (3x forward) of every network, the frozen teacher's forward for each
-    student, and the evaluation after every epoch."""
+    student, and the evaluations (every ``train.eval_every`` epochs and after the last)."""
     facts = data_facts(params)
     if facts is None:
         return float("nan")
@@ -130,12 +117,15 @@ def training_flops(params: Params, costs: list[NetworkCost]) -> float:
     total = 0.0
     for cost in costs:
         teacher = params.generation(cost.generation).teacher
-        uses_teacher = teacher is not None and params.generation_kd(cost.generation).mode != "none"
+        kd = params.generation_kd(cost.generation)
+        uses_teacher = teacher is not None and objective_of(kd).needs_teacher
         per_example = 3 * cost.forward_flops + (by_name[teacher].forward_flops if uses_teacher else 0)
-        total += per_example * facts.train_examples + cost.forward_flops * facts.eval_examples
-    return total * params.train.epochs
+        total += per_example * facts.train_examples * params.train.epochs
+        evaluations = math.ceil(params.train.epochs / params.train.eval_every)
+        total += cost.forward_flops * facts.eval_examples * evaluations
+    return total
 
 
-def gpu_hours(flops: float, task: str) -> float:
-    """An estimate: ``flops`` at the :data:`ASSUMED_FLOPS_PER_S` of ``task``."""
-    return flops / ASSUMED_FLOPS_PER_S[task] / 3600
+def gpu_hours(flops: float, task: Task) -> float:
+    """An estimate: ``flops`` at the task's assumed sustained throughput of one H100."""
+    return flops / task.assumed_flops_per_s / 3600

@@ -35,12 +35,12 @@ from typing import Any
 
 import torch
 
-from ban.config import KDConfig, OptimizerConfig, TrainConfig
+from ban.core.config import KDConfig, OptimizerConfig, TrainConfig
 from ban.data.prepared import Prepared
-from ban.device import resolve_device, resolve_precision
-from ban.domains import make_domain
-from ban.engine import Trainer
 from ban.nets import build_model, count_parameters
+from ban.training.device import resolve_device, resolve_precision
+from ban.training.domain import make_domain
+from ban.training.engine import Trainer
 from bench.train_speed import machine, table
 
 VOCAB = 10_000

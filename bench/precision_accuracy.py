@@ -21,11 +21,11 @@ from typing import Any
 
 import torch
 
-from ban.config import TEACHER, KDConfig, Params, load_params
-from ban.data import prepare_dataset
-from ban.domains import make_domain
-from ban.engine import EpochReport, Trainer
+from ban.core.config import TEACHER, KDConfig, Params, load_params
+from ban.datasets import prepare_dataset
 from ban.nets import build_model
+from ban.training.domain import make_domain
+from ban.training.engine import EpochReport, Trainer
 
 PRECISIONS = ("fp32", "bf16")
 

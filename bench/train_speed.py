@@ -41,13 +41,13 @@ import torch.nn.functional as F
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
-from ban.config import AugmentConfig, KDConfig, TrainConfig
+from ban.core.config import AugmentConfig, KDConfig, TrainConfig
 from ban.data.images import channel_stats
 from ban.data.prepared import Prepared
-from ban.device import resolve_device, resolve_precision
-from ban.domains import Domain, make_domain
-from ban.engine import Trainer
 from ban.nets import build_model, count_parameters
+from ban.training.device import resolve_device, resolve_precision
+from ban.training.domain import Domain, make_domain
+from ban.training.engine import Trainer
 
 MODELS: dict[str, tuple[str, dict[str, Any]]] = {
     "resnet20": ("resnet", {"depth": 20, "width": 16}),

@@ -15,13 +15,12 @@ from typing import Any
 
 import pandas as pd
 
-from ban.config import params_from_mapping
-from ban.errors import BanError
-from ban.report import primary_metric
-from ban.study import (
+from ban.core.errors import BanError
+from ban.reporting.study import (
     between_markdown,
     differences,
     finished_runs,
+    headline_metric,
     plot_study,
     study_frame,
     summary,
@@ -44,7 +43,7 @@ def main(argv: list[str]) -> None:
         raise BanError("no finished experiment: queue some with `dvc exp run --queue -S 'seed=range(0,5)'` "
                        "and run them with `dvc queue start -j 1`")
     frame, dropped = study_frame(runs)
-    metric = primary_metric(params_from_mapping(runs[0].params).task)
+    metric = headline_metric(frame)
     table = summary(frame, [metric, "train_error"])
     paired = differences(frame, metric)
     args.out.mkdir(parents=True, exist_ok=True)

@@ -6,7 +6,7 @@ import logging
 import sys
 from collections.abc import Callable
 
-from ban.errors import BanError
+from ban.core.errors import BanError
 
 
 def run(main: Callable[[list[str]], None], argv: list[str] | None = None) -> None:

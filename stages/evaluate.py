@@ -5,10 +5,9 @@ A pure function of the saved predictions: no network is run again.
 
 from __future__ import annotations
 
-from ban.checkpoint import load_torch, save_json
-from ban.config import load_params
-from ban.domains import Predictions
-from ban.paths import (
+from ban.core.config import load_params
+from ban.core.files import load_torch, save_json
+from ban.core.paths import (
     ANALYSIS_FIGURE,
     ENSEMBLE,
     GENERATIONS_FIGURE,
@@ -18,14 +17,9 @@ from ban.paths import (
     predictions_path,
     stage_name,
 )
-from ban.report import (
-    agreement,
-    plot_analysis,
-    plot_generations,
-    primary_metric,
-    results_table,
-    write_markdown,
-)
+from ban.predictions import Predictions
+from ban.reporting.results import agreement, plot_analysis, plot_generations, results_table, write_markdown
+from ban.tasks import TASKS
 from stages.cli import run
 
 
@@ -35,17 +29,18 @@ def main(argv: list[str]) -> None:
              for name in params.generations()}
     ensembles = load_torch(ENSEMBLE, "ensemble predictions", "stage ensemble (dvc repro)")["ensembles"]
     reported = list(saved["gen0"]["splits"])[-1]
+    task = TASKS.get(saved["gen0"]["task"], "task")
     generations = {}
     for name, record in saved.items():
         row = {"teacher": record["teacher"] or "", **record["metrics"]}
-        if record["teacher"] and params.task == "image":
+        if record["teacher"] and task.reports_agreement:
             row["agreement"] = agreement(Predictions.from_dict(record["splits"][reported]),
                                          Predictions.from_dict(saved[record["teacher"]]["splits"][reported]))
         generations[name] = row
     ensemble_rows = {name: {"members": "+".join(e["members"]), **e["metrics"]}
                      for name, e in ensembles.items()}
     table = results_table(generations, ensemble_rows)
-    metric = primary_metric(params.task)
+    metric = task.headline
     title = f"{params.data.name}, {params.model['arch']}, kd.mode={params.kd.mode}"
     write_markdown(table, RESULTS_TABLE, title)
     plot_generations(table, metric, GENERATIONS_FIGURE, title)

@@ -1,4 +1,5 @@
-"""Fail (exit 1) when any generation's or ensemble's test error got worse than at a git revision.
+"""Fail (exit 1) when any generation's or ensemble's headline metric got worse than at a git revision,
+is no longer a finite number, or disappeared.
 
     python -m stages.gate --against main --tolerance 0.5
 
@@ -13,9 +14,9 @@ import json
 import subprocess
 import sys
 
-from ban.errors import BanError, ConfigError
-from ban.gate import compare, markdown
-from ban.paths import SUMMARY
+from ban.core.errors import BanError, ConfigError
+from ban.core.paths import SUMMARY
+from ban.reporting.gate import compare, markdown
 from stages.cli import run
 
 
@@ -37,10 +38,10 @@ def main(argv: list[str]) -> None:
         raise BanError(f"{args.metrics} not found: run `dvc repro` first") from None
     changes = compare(before, after)
     print(markdown(changes, args.against, args.tolerance))
-    regressions = [c for c in changes if c.regressed(args.tolerance)]
-    if regressions:
-        print(f"\n{len(regressions)} regression(s) beyond {args.tolerance:g}: "
-              + ", ".join(f"{c.name} {c.metric} {c.delta:+.2f}" for c in regressions), file=sys.stderr)
+    failures = [change for change in changes if change.fails(args.tolerance)]
+    for change in failures:
+        print(f"gate failed: {change.reason(args.tolerance)}", file=sys.stderr)
+    if failures:
         sys.exit(1)
 
 

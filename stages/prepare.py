@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from ban.config import load_params
-from ban.data import prepare_dataset
+from ban.core.config import load_params
+from ban.core.paths import PARAMS, PREPARED
 from ban.data.prepared import save_prepared
-from ban.paths import PARAMS, PREPARED
+from ban.datasets import prepare_dataset
 from stages.cli import run
 
 

@@ -9,15 +9,17 @@ from __future__ import annotations
 import argparse
 import math
 
-from ban.config import Params, load_params
-from ban.paths import PARAMS
+from ban.core.config import Params
+from ban.core.paths import PARAMS
 from ban.presets import (
     NetworkCost,
     apply_preset,
     gpu_hours,
+    load_preset,
     network_costs,
     preset_names,
     preset_path,
+    task_of,
     title,
     training_flops,
 )
@@ -52,11 +54,11 @@ def listing() -> str:
              "|---|---|---|---|---|---|"]
     for name in preset_names():
         path = preset_path(name)
-        params = load_params(path)
+        params = load_preset(path)
         costs = network_costs(params)
         flops = training_flops(params, costs)
         compute = "-" if math.isnan(flops) else readable(flops / 1e15)
-        hours = "-" if math.isnan(flops) else readable(gpu_hours(flops, params.task))
+        hours = "-" if math.isnan(flops) else readable(gpu_hours(flops, task_of(params)))
         lines.append(f"| {name} | {len(params.generations())} | {sizes(costs) or '-'} | {compute} | {hours} "
                      f"| {title(path)} |")
     return "\n".join(lines)

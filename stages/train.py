@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import argparse
 
-from ban.config import load_params
-from ban.distributed import launched, relaunch
-from ban.generation import train_generation
-from ban.paths import PARAMS
+from ban.core.config import load_params
+from ban.core.paths import PARAMS
+from ban.training.checks import check_names
+from ban.training.closure import module_files
+from ban.training.distributed import launched, relaunch
+from ban.training.generation import train_generation
 from stages.cli import run
 
 
@@ -16,9 +18,10 @@ def main(argv: list[str]) -> None:
     parser.add_argument("generation", help="gen0 (the teacher) or a key of `students` in params.yaml")
     args = parser.parse_args(argv)
     params = load_params(PARAMS)
+    check_names(params)
     if params.train.nproc > 1 and not launched():
         relaunch(params.train.nproc, "stages.train", argv)  # every rank runs this module again
-    train_generation(params, args.generation)
+    train_generation(params, args.generation, code=module_files("stages.train"))
 
 
 if __name__ == "__main__":

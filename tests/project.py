@@ -53,10 +53,12 @@ def run(project: Path, *command: str, check: bool = True) -> subprocess.Complete
     return result
 
 
-def make_project(directory: Path, overrides: Mapping[str, Any] | None = None, *, fast: bool = True) -> Path:
-    """Copy the project into ``directory``, apply params overrides, and commit it in fresh git + DVC repos."""
+def make_project(directory: Path, overrides: Mapping[str, Any] | None = None, *, fast: bool = True,
+                 extra: tuple[str, ...] = ()) -> Path:
+    """Copy the project (and the ``extra`` paths) into ``directory``, apply params overrides, and commit
+    it in fresh git + DVC repos."""
     directory.mkdir(parents=True, exist_ok=True)
-    for name in COPIED:
+    for name in (*COPIED, *extra):
         source = ROOT / name
         if source.is_dir():
             shutil.copytree(source, directory / name, ignore=shutil.ignore_patterns("__pycache__"))

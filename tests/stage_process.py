@@ -20,10 +20,10 @@ from typing import Any
 import torch
 from project import environment
 
-from ban.config import load_params
-from ban.data import prepare_dataset
+from ban.core.config import load_params
+from ban.core.paths import PREPARED
 from ban.data.prepared import save_prepared
-from ban.paths import PREPARED, state_path
+from ban.datasets import prepare_dataset
 from stages.cli import run
 
 OUTPUTS = ("models", "preds", "metrics", "dvclive", "state")
@@ -65,8 +65,15 @@ def read_until_epoch(process: subprocess.Popen[str], generation: str, epoch: int
     raise AssertionError(f"the stage ended before epoch {epoch}:\n{''.join(seen)}{process.stderr.read()}")
 
 
+def state_file(project: Path, generation: str) -> Path | None:
+    """The resume state of ``generation`` in the project's ``state/`` (named by its fingerprint), if any."""
+    found = sorted((project / "state").glob(f"{generation}-*.pt"))
+    assert len(found) <= 1, found
+    return found[0] if found else None
+
+
 def saved_epoch(project: Path, generation: str) -> int:
-    return torch.load(project / state_path(generation), weights_only=True)["trainer"]["epoch"]
+    return torch.load(state_file(project, generation), weights_only=True)["trainer"]["epoch"]
 
 
 def digests(project: Path, folders: tuple[str, ...] = OUTPUTS) -> dict[str, str]:

@@ -21,8 +21,8 @@ import yaml
 from project import make_project, run
 from scipy import stats
 
-from ban.errors import BanError
-from ban.study import Run, comparisons, paired_tests, study_frame, summary, variant_labels
+from ban.core.errors import BanError
+from ban.reporting.study import Run, comparisons, paired_tests, study_frame, summary, variant_labels
 from stages import aggregate
 
 CONTROL = {"teacher": "gen0", "kd": {"mode": "none"}}

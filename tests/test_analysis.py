@@ -7,7 +7,7 @@ import math
 import pytest
 import torch
 
-from ban.analysis import gradient_decomposition
+from ban.training.analysis import gradient_decomposition
 
 Z = [[1.0, 2.0, 0.0], [0.5, -1.0, 2.0]]
 T = [[2.0, 0.0, 1.0], [0.0, 3.0, 0.0]]

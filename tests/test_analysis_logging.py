@@ -14,13 +14,13 @@ import pytest
 import torch
 from torch import nn
 
-from ban.config import KDConfig, OptimizerConfig, TrainConfig
-from ban.data.images import prepare_images
+from ban.core.config import DataConfig, KDConfig, OptimizerConfig, TrainConfig
 from ban.data.prepared import Prepared
-from ban.domains.image import ImageDomain
-from ban.engine import Trainer
-from ban.generation import epoch_record
+from ban.datasets import prepare_dataset
 from ban.nets import build_model
+from ban.training.domains.image import ImageDomain
+from ban.training.engine import Trainer
+from ban.training.generation import epoch_record
 
 CPU = torch.device("cpu")
 SIZE = 120
@@ -29,7 +29,7 @@ PER_EXAMPLE = ("true_class_grad", "dark_knowledge_grad", "teacher_true_prob", "t
 
 @pytest.fixture(scope="module")
 def prepared() -> Prepared:
-    return prepare_images("digits", "unused", download=False, train_subset=SIZE, image_size=None, seed=0)
+    return prepare_dataset(DataConfig(train_subset=SIZE))
 
 
 def logged(prepared: Prepared, student: nn.Module, teacher: nn.Module, batch_size: int,

@@ -16,22 +16,21 @@ import yaml
 from project import ROOT, environment, merge
 from stage_process import run_here
 
-from ban.config import load_params, params_from_mapping
-from ban.errors import ConfigError
-from ban.nets import ARCHITECTURES, get_architecture
-from stages import train
+from ban.core.config import load_params, params_from_mapping
+from ban.core.errors import ConfigError
+from ban.nets import ARCHITECTURES
+from stages import prepare, train
 
 DEFAULTS = yaml.safe_load((ROOT / "params.yaml").read_text())
-get_architecture("resnet")  # fills the registry
-REGISTERED = ", ".join(sorted(ARCHITECTURES))
+REGISTERED = ", ".join(ARCHITECTURES.names())
 
 # (overrides of the default params, the whole expected message)
 INVALID = {
     "unknown kd.mode": (
-        {"kd": {"mode": "bann"}}, "kd.mode: unknown value 'bann'; valid: ban, cwtm, dkpp, none"),
-    "unknown data.name": (
-        {"data": {"name": "mnist"}},
-        "data.name: unknown value 'mnist'; valid: digits, cifar10, cifar100, imagefolder, ptb, text"),
+        {"kd": {"mode": "bann"}}, "kd.mode: unknown objective 'bann'; valid: ban, cwtm, dkpp, none"),
+    "unknown mode of one student": (
+        {"students": {"gen1": {"teacher": "gen0", "kd": {"mode": "cwtn"}}}},
+        "students.gen1.kd.mode: unknown objective 'cwtn'; valid: ban, cwtm, dkpp, none"),
     "unknown architecture": (
         {"model": {"arch": "vgg"}},
         f"model.arch: unknown architecture 'vgg'; valid: {REGISTERED}"),
@@ -68,6 +67,12 @@ INVALID = {
 
 def write_params(directory: Path, overrides: dict[str, Any]) -> None:
     (directory / "params.yaml").write_text(yaml.safe_dump(merge(DEFAULTS, overrides), sort_keys=False))
+
+
+def test_unknown_dataset_ends_the_prepare_stage_with_one_line(tmp_path):
+    write_params(tmp_path, {"data": {"name": "mnist"}})
+    expected = "data.name: unknown dataset 'mnist'; valid: cifar10, cifar100, digits, imagefolder, ptb, text"
+    assert run_here(tmp_path, prepare.main, []) == (2, f"error: {expected}\n")
 
 
 def test_default_params_are_valid():

@@ -14,17 +14,19 @@ import torchvision.datasets.cifar
 from PIL import Image
 from sklearn.datasets import load_digits
 
-from ban.data.images import IMAGE_DATASETS, channel_stats, prepare_images, stratified_subset
-from ban.errors import ConfigError, DataError
+from ban.core.config import params_from_mapping
+from ban.core.errors import ConfigError, DataError
+from ban.data.images import channel_stats, stratified_subset
+from ban.datasets import DATASETS, prepare_dataset
 
 PER_BATCH = 20
 CIFAR10_NAMES = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"]
 
 
 def prepare(name: str, root: Path | str = "unused", **options: object):
-    settings: dict[str, object] = {"download": False, "train_subset": None, "image_size": None, "seed": 0}
-    settings.update(options)
-    return prepare_images(name, root, **settings)
+    """What the prepare stage makes of ``data: {name, root, **options}`` in params.yaml."""
+    data = params_from_mapping({"data": {"name": name, "root": str(root), **options}}).data
+    return prepare_dataset(data)
 
 
 # --- digits ---------------------------------------------------------------------------------------
@@ -294,11 +296,11 @@ def test_imagefolder_empty_class_and_missing_split(tmp_path):
 
 def test_stratified_subset_takes_floor_or_ceil_of_each_share():
     labels = torch.tensor([0] * 50 + [1] * 30 + [2] * 20)
-    keep = stratified_subset(labels, 11, seed=0)  # shares 5.5, 3.3, 2.2
+    keep = stratified_subset(labels, 11, 0, "data.train_subset")  # shares 5.5, 3.3, 2.2
     assert torch.bincount(labels[keep]).tolist() == [6, 3, 2]
     assert len(set(keep.tolist())) == 11 and keep.tolist() == sorted(keep.tolist())
-    assert torch.equal(stratified_subset(labels, 11, seed=0), keep)
-    assert not torch.equal(stratified_subset(labels, 11, seed=1), keep)
+    assert torch.equal(stratified_subset(labels, 11, 0, "data.train_subset"), keep)
+    assert not torch.equal(stratified_subset(labels, 11, 1, "data.train_subset"), keep)
 
 
 def test_train_subset_on_digits(digits):
@@ -312,10 +314,42 @@ def test_train_subset_on_digits(digits):
     assert torch.equal(prepare("digits", train_subset=100).tensors["train_x"], subset.tensors["train_x"])
 
 
-@pytest.mark.parametrize("size", [9, 1348, True, 10.0])
+@pytest.mark.parametrize("size", [9, 1348])
 def test_train_subset_out_of_range(size):
     with pytest.raises(ConfigError, match=r"data.train_subset .* from 10 .* to 1347"):
         prepare("digits", train_subset=size)
+
+
+@pytest.mark.parametrize(("size", "kind"), [(True, "bool"), (10.0, "float")])
+def test_train_subset_must_be_an_integer(size, kind):
+    with pytest.raises(ConfigError, match=f"^data.train_subset: expected int, got {kind}"):
+        prepare("digits", train_subset=size)
+
+
+def test_validation_split_is_held_out_stratified_and_seeded(digits):
+    held = prepare("digits", validation=200, train_subset=500)
+    tensors = held.tensors
+    assert tensors["valid_x"].shape == (200, 1, 8, 8) and tensors["train_x"].shape == (500, 1, 8, 8)
+    shares = torch.bincount(digits.tensors["train_y"], minlength=10).double() * 200 / 1347
+    counts = torch.bincount(tensors["valid_y"], minlength=10).double()
+    assert torch.all((counts == shares.floor()) | (counts == shares.ceil()))
+    # every validation and training image is a distinct image of the original training split
+    original = {bytes(image.numpy()) for image in digits.tensors["train_x"]}
+    valid = [bytes(image.numpy()) for image in tensors["valid_x"]]
+    train = [bytes(image.numpy()) for image in tensors["train_x"]]
+    assert set(valid) <= original and set(train) <= original and not set(valid) & set(train)
+    assert torch.equal(tensors["test_x"], digits.tensors["test_x"])  # the test split is never touched
+    pixels = tensors["train_x"].numpy() / 255  # statistics describe what is trained on only
+    assert held.meta["mean"] == pytest.approx(pixels.mean(axis=(0, 2, 3)).tolist(), rel=1e-12)
+    again = prepare("digits", validation=200, train_subset=500)
+    other = prepare("digits", validation=200, seed=1)
+    assert torch.equal(again.tensors["valid_x"], tensors["valid_x"])
+    assert not torch.equal(other.tensors["valid_y"], tensors["valid_y"])
+
+
+def test_validation_split_must_leave_images_to_train_on():
+    with pytest.raises(ConfigError, match=r"^data.validation must be null or an integer from 10 .* to 1337"):
+        prepare("digits", validation=1347)
 
 
 def test_stats_match_numpy(digits):
@@ -336,7 +370,7 @@ def test_stats_match_numpy(digits):
 def test_unknown_dataset_lists_the_valid_names():
     with pytest.raises(ConfigError, match="data.name") as error:
         prepare("mnist")
-    assert all(name in str(error.value) for name in IMAGE_DATASETS)
+    assert all(name in str(error.value) for name in DATASETS.names())
 
 
 @pytest.mark.parametrize(

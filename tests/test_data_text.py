@@ -10,9 +10,12 @@ from pathlib import Path
 import pytest
 import torch
 
+from ban.core.config import DataConfig
+from ban.core.errors import ConfigError, DataError
 from ban.data.prepared import load_prepared, save_prepared
-from ban.data.text import PTB_URL, batchify, bptt_batches, bptt_windows, prepare_corpus
-from ban.errors import ConfigError, DataError
+from ban.data.streams import batchify, bptt_batches, bptt_windows
+from ban.datasets import prepare_dataset
+from ban.datasets.corpora import PTB_URL, prepare_corpus
 
 # PTB's own layout: a leading space, lower case, <unk> and N already in the text.
 TRAIN = " the cat sat on the mat \n a dog ate N <unk> bones \n"
@@ -106,9 +109,9 @@ def test_unusable_files(tmp_path: Path, split: str, content: bytes, message: str
     assert str(error.value) == f"{path}: {message}"
 
 
-def test_unknown_corpus_and_undownloadable_corpus(tmp_path: Path) -> None:
-    with pytest.raises(ConfigError, match=r"^data\.name: unknown text corpus 'wiki'; valid: ptb, text$"):
-        prepare_corpus("wiki", tmp_path, download=False)
+def test_undownloadable_corpus_and_a_validation_split(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match=r"^data\.validation: text corpora come with their own validation"):
+        prepare_dataset(DataConfig(name="ptb", root=str(tmp_path), validation=100))
     with pytest.raises(ConfigError, match=r"^data\.download: corpus 'text' cannot be downloaded"):
         prepare_corpus("text", write_corpus(tmp_path, pattern="{}.txt"), download=True)
 

@@ -1,4 +1,5 @@
-"""Data-parallel training: two gloo processes reach the weights of one process, and only rank 0 writes."""
+"""Data-parallel training: two gloo processes reach the weights of one process for every objective that
+looks across the batch or draws at random (BAN+L, CWTM, DKPP), and only rank 0 writes."""
 
 from __future__ import annotations
 
@@ -9,18 +10,19 @@ import socket
 from pathlib import Path
 from typing import Any
 
+import pytest
 import torch
 import torch.multiprocessing as mp
 from project import make_project, run
 from test_engine_speed_paths import tiny_net
 
-from ban.config import DataConfig, KDConfig, TrainConfig
-from ban.data import prepare_dataset
+from ban.core.config import DataConfig, KDConfig, TrainConfig
+from ban.core.paths import PREPARED
 from ban.data.prepared import Prepared, save_prepared
-from ban.distributed import distribute, start_process_group
-from ban.domains.image import ImageDomain
-from ban.engine import Trainer
-from ban.paths import PREPARED
+from ban.datasets import prepare_dataset
+from ban.training.distributed import distribute, start_process_group
+from ban.training.domains.image import ImageDomain
+from ban.training.engine import Trainer
 
 CPU = torch.device("cpu")
 
@@ -36,8 +38,12 @@ def random_images(train: int = 120, test: int = 40) -> Prepared:
                            "test_y": labels[train:]})
 
 
-def train_tiny(rank: int, world: int) -> dict[str, Any]:
-    """Two epochs of BAN+L, augmentation off, fp32, global batch 40, on this process's share.
+OBJECTIVES = {"ban+l": KDConfig(mode="ban", label_weight=0.5), "cwtm": KDConfig(mode="cwtm"),
+              "dkpp": KDConfig(mode="dkpp")}
+
+
+def train_tiny(kd: KDConfig, rank: int, world: int) -> dict[str, Any]:
+    """Two epochs, augmentation off, fp32, global batch 40, on this process's share.
 
     The network has no batch norm: PyTorch's SyncBatchNorm is CUDA-only, and per-rank batch
     statistics would make two processes differ from one by design.
@@ -45,9 +51,8 @@ def train_tiny(rank: int, world: int) -> dict[str, Any]:
     train = TrainConfig(epochs=2, batch_size=40, precision="fp32")
     domain = ImageDomain(random_images(), train, CPU, "fp32")
     model = tiny_net(0)
-    trainer = Trainer(distribute(model, CPU, world), domain, train, KDConfig(mode="ban", label_weight=0.5),
-                      seed=0, device=CPU, precision="fp32", generation="gen1", teacher=tiny_net(1),
-                      rank=rank, world=world)
+    trainer = Trainer(distribute(model, CPU, world), domain, train, kd, seed=0, device=CPU, precision="fp32",
+                      generation="gen1", teacher=tiny_net(1), rank=rank, world=world)
     reports: list[Any] = []
     trainer.run(reports.append)
     figures = [{"loss": r.train_loss, "error": r.train_error, **r.losses, **r.analysis, **r.eval["test"]}
@@ -60,7 +65,8 @@ def rank_process(rank: int, world: int, port: int, directory: Path) -> None:
                       LOCAL_RANK=str(rank))
     torch.set_num_threads(1)
     start_process_group(CPU)
-    torch.save(train_tiny(rank, world), directory / f"rank{rank}.pt")
+    results = {name: train_tiny(kd, rank, world) for name, kd in OBJECTIVES.items()}
+    torch.save(results, directory / f"rank{rank}.pt")
 
 
 def free_port() -> int:
@@ -69,10 +75,18 @@ def free_port() -> int:
         return probe.getsockname()[1]
 
 
-def test_two_gloo_processes_reach_the_weights_of_one_process(tmp_path):
-    mp.spawn(rank_process, args=(2, free_port(), tmp_path), nprocs=2, join=True)
-    ranks = [torch.load(tmp_path / f"rank{rank}.pt") for rank in (0, 1)]
-    single = train_tiny(0, 1)
+@pytest.fixture(scope="module")
+def two_processes(tmp_path_factory: pytest.TempPathFactory) -> list[dict[str, Any]]:
+    """Every objective trained by two gloo processes: what each rank ended with."""
+    directory = tmp_path_factory.mktemp("ranks")
+    mp.spawn(rank_process, args=(2, free_port(), directory), nprocs=2, join=True)
+    return [torch.load(directory / f"rank{rank}.pt") for rank in (0, 1)]
+
+
+@pytest.mark.parametrize("objective", OBJECTIVES)
+def test_two_gloo_processes_reach_the_weights_of_one_process(two_processes, objective):
+    ranks = [results[objective] for results in two_processes]
+    single = train_tiny(OBJECTIVES[objective], 0, 1)
     assert single["weights"].keys() == ranks[0]["weights"].keys()
     for name, value in single["weights"].items():
         torch.testing.assert_close(ranks[0]["weights"][name], value, rtol=1e-4, atol=1e-6)

@@ -9,12 +9,12 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ban.config import AugmentConfig, DataConfig, KDConfig, TrainConfig
-from ban.data import prepare_dataset
-from ban.device import cpu_has_fast_bf16, resolve_device, resolve_precision
-from ban.domains.image import ImageDomain
-from ban.engine import Trainer
-from ban.errors import ConfigError
+from ban.core.config import AugmentConfig, DataConfig, KDConfig, TrainConfig
+from ban.core.errors import ConfigError
+from ban.datasets import prepare_dataset
+from ban.training.device import cpu_has_fast_bf16, resolve_device, resolve_precision
+from ban.training.domains.image import ImageDomain
+from ban.training.engine import Trainer
 
 CPU = torch.device("cpu")
 no_accelerator = pytest.mark.skipif(torch.cuda.is_available() or torch.backends.mps.is_available(),

@@ -7,8 +7,10 @@ import math
 import pytest
 import torch
 
-from ban.domains import Predictions
+from ban.core.config import params_from_mapping
+from ban.core.errors import ConfigError
 from ban.ensemble import average, running_ensembles
+from ban.predictions import Predictions
 
 
 def classifier(probs: list[list[float]], targets: list[int]) -> Predictions:
@@ -47,3 +49,22 @@ def test_running_ensembles_take_members_in_order() -> None:
 def test_members_must_share_targets() -> None:
     with pytest.raises(ValueError, match="different data"):
         average([classifier([[1.0, 0.0]], [0]), classifier([[1.0, 0.0]], [1])])
+
+
+def test_default_members_are_the_main_chain_in_training_order_without_side_students() -> None:
+    """``ensemble.members: null``: gen1, gen2, gen3 whatever order ``students`` is written in; the students
+    that learn from gen0 beside the chain (BAN+L, CWTM, DKPP, control) are not members."""
+    students = {"control": {"teacher": "gen0", "kd": {"mode": "none"}}, "gen3": {"teacher": "gen2"},
+                "banl": {"teacher": "gen0", "kd": {"label_weight": 1.0}}, "gen1": {"teacher": "gen0"},
+                "cwtm": {"teacher": "gen0", "kd": {"mode": "cwtm"}}, "gen2": {"teacher": "gen1"}}
+    params = params_from_mapping({"students": students})
+    assert params.ensemble_members() == ["gen1", "gen2", "gen3"]
+    with_teacher = params_from_mapping({"students": students, "ensemble": {"include_teacher": True}})
+    assert with_teacher.ensemble_members() == ["gen0", "gen1", "gen2", "gen3"]
+    listed = params_from_mapping({"students": students, "ensemble": {"members": ["cwtm", "gen1"]}})
+    assert listed.ensemble_members() == ["cwtm", "gen1"]
+
+
+def test_default_members_need_a_chain() -> None:
+    with pytest.raises(ConfigError, match=r"^ensemble.members: null stands for the chain gen1, gen2"):
+        params_from_mapping({"students": {"banl": {"teacher": "gen0"}}})

@@ -22,18 +22,18 @@ from PIL import Image
 from project import FAST, make_project, merge, write_params
 from stage_process import prepare, run_here, train
 
-from ban.checkpoint import save_model
-from ban.config import load_params
+from ban.core.config import load_params
+from ban.core.paths import PREPARED, model_path
 from ban.data.prepared import load_prepared
-from ban.domains import make_domain
 from ban.nets import build_model
-from ban.paths import PREPARED, model_path
+from ban.training.checkpoint import save_model
+from ban.training.domain import make_domain
 from stages import prepare as prepare_stage
 from stages import train as train_stage
 
 PREPARED_HINT = "re-create it with `dvc repro prepare` (python -m stages.prepare)"
 TEACHER_HINT = "re-create it with stage teacher (dvc repro)"
-STUDENT_OUTPUTS = ("models/gen1.pt", "preds/gen1.pt", "state/gen1.pt", "metrics/gen1.json", "dvclive/gen1")
+STUDENT_OUTPUTS = ("models/gen1.pt", "preds/gen1.pt", "state", "metrics/gen1.json", "dvclive/gen1")
 
 
 class Planted:
@@ -166,7 +166,7 @@ def test_damaged_prepared_data_stops_the_teacher(project, damage, problem):
     damage(project)
     status, error = run_here(project, train_stage.main, ["gen0"])
     assert (status, error) == (1, f"error: prepared data in data/prepared/: {problem}: {PREPARED_HINT}\n")
-    assert_nothing_written(project, ("preds/gen0.pt", "state/gen0.pt", "metrics/gen0.json", "dvclive/gen0"))
+    assert_nothing_written(project, ("preds/gen0.pt", "state", "metrics/gen0.json", "dvclive/gen0"))
 
 
 def test_malicious_prepared_data_is_refused(project, tmp_path):

@@ -1,22 +1,47 @@
-"""The regression gate's verdicts and table."""
+"""The regression gate's verdicts and table: it fails on a regression, a non-finite headline metric
+and a generation or ensemble that disappeared, and passes new ones and changes within tolerance."""
 
 from __future__ import annotations
 
-from ban.gate import compare, markdown
+import math
+
+from ban.reporting.gate import compare, markdown
 
 
-def test_compare_flags_only_increases_beyond_tolerance() -> None:
+def verdicts(before: dict, after: dict, tolerance: float = 0.5) -> dict[tuple[str, str], str]:
+    return {(c.name, c.metric): c.verdict(tolerance) for c in compare(before, after)}
+
+
+def test_only_increases_beyond_tolerance_regress() -> None:
     before = {"gen0": {"test_error": 5.0}, "gen1": {"test_error": 4.0}, "ens2": {"test_error": 3.0}}
     after = {"gen0": {"test_error": 5.4}, "gen1": {"test_error": 3.0}, "ens2": {"test_error": 3.6}}
     changes = {c.name: c for c in compare(before, after)}
-    assert [name for name, c in changes.items() if c.regressed(0.5)] == ["ens2"]
-    assert changes["gen1"].delta == -1.0
+    assert [name for name, c in changes.items() if c.fails(0.5)] == ["ens2"]
+    assert changes["gen1"].delta == -1.0 and changes["gen0"].verdict(0.5) == "ok"
+    assert changes["ens2"].reason(0.5) == "ens2 test_error +0.60 (beyond the tolerance 0.5)"
 
 
-def test_new_and_removed_rows_are_reported_not_failed() -> None:
+def test_a_new_generation_passes_and_a_vanished_one_fails() -> None:
     changes = compare({"gen3": {"test_error": 2.0}}, {"gen4": {"test_perplexity": 80.0}})
     assert [(c.name, c.before, c.after) for c in changes] == [("gen4", None, 80.0), ("gen3", 2.0, None)]
-    assert not any(c.regressed(0.0) for c in changes)
+    assert [c.fails(0.0) for c in changes] == [False, True]
+    assert changes[1].reason(0.0) == "gen3 test_error is missing (was 2.00)"
     table = markdown(changes, "main", 0.5)
     assert "| gen4 | test_perplexity | - | 80.00 | - | new |" in table
-    assert "| gen3 | test_error | 2.00 | - | - | removed |" in table
+    assert "| gen3 | test_error | 2.00 | - | - | missing |" in table
+
+
+def test_a_headline_metric_that_is_no_longer_finite_fails() -> None:
+    before = {"gen1": {"test_error": 2.0}, "gen2": {"test_perplexity": 80.0}, "ens2": {"test_error": 1.0}}
+    after = {"gen1": {"test_error": math.nan}, "gen2": {"test_perplexity": math.inf},
+             "ens2": {"test_error": None}}
+    assert verdicts(before, after) == {("gen1", "test_error"): "not finite", ("gen2", "test_perplexity"):
+                                       "not finite", ("ens2", "test_error"): "not finite"}
+    reasons = [c.reason(0.5) for c in compare(before, after)]
+    assert reasons == ["gen1 test_error is nan (was 2.00)", "gen2 test_perplexity is inf (was 80.00)",
+                       "ens2 test_error is nan (was 1.00)"]
+
+
+def test_a_metric_missing_from_a_generation_that_remains_fails() -> None:
+    assert verdicts({"gen1": {"test_error": 2.0}}, {"gen1": {"test_nll": 0.1}}) == \
+        {("gen1", "test_error"): "missing"}

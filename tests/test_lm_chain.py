@@ -16,15 +16,17 @@ import torch
 import yaml
 from project import ROOT, make_project, run, stages_run
 
-from ban.config import KDConfig, TrainConfig, params_from_mapping
-from ban.data.text import batchify, prepare_corpus
-from ban.domains.text import EVAL_ROWS, TextDomain
-from ban.engine import Trainer
-from ban.errors import ConfigError
-from ban.generation import split_metrics
+from ban.core.config import KDConfig, TrainConfig, params_from_mapping
+from ban.core.errors import ConfigError
+from ban.data.streams import batchify
+from ban.datasets.corpora import prepare_corpus
 from ban.nets import build_model
 from ban.nets.lstm import LSTMLanguageModel
-from ban.objectives import ban_loss
+from ban.objectives.ban import ban_loss
+from ban.tasks import TASKS
+from ban.training.domains.text import EVAL_ROWS, TextDomain
+from ban.training.engine import Trainer
+from ban.validation import validate_everything
 
 CPU = torch.device("cpu")
 TINY_LSTM = {"arch": "lstm", "hidden": 12, "layers": 2, "dropout": 0.0}
@@ -149,7 +151,7 @@ def test_perplexity_is_exp_of_mean_token_nll(corpus: Path) -> None:
     by_hand = math.exp(-float(log_probs.mean()))
     assert torch.equal(predictions.targets, rows[:, 1:].reshape(-1))  # stream order
     assert predictions.probs is None and predictions.argmax.shape == predictions.targets.shape
-    metrics = split_metrics("test", predictions.error, predictions.nll, "lm")
+    metrics = TASKS.get("lm", "task").split_metrics("test", predictions.error, predictions.nll)
     assert metrics["test_perplexity"] == pytest.approx(by_hand, rel=1e-5)
     assert metrics["test_nll"] == pytest.approx(math.log(by_hand), rel=1e-5)
 
@@ -226,8 +228,9 @@ def test_train_subset_keeps_the_first_tokens_and_the_whole_vocabulary(corpus: Pa
 
 def test_a_language_model_on_images_stops_the_stage_with_one_line(tmp_path: Path) -> None:
     (tmp_path / "params.yaml").write_text(yaml.safe_dump({"data": {"name": "digits"}, "model": TINY_LSTM}))
-    result = subprocess.run([sys.executable, "-m", "stages.train", "gen0"], cwd=tmp_path, capture_output=True,
-                            text=True, env=dict(os.environ, PYTHONPATH=str(ROOT)))
+    for stage in ("prepare", "train gen0"):  # what `dvc repro` runs: the teacher's stage refuses the network
+        result = subprocess.run([sys.executable, "-m", *f"stages.{stage}".split()], cwd=tmp_path,
+                                capture_output=True, text=True, env=dict(os.environ, PYTHONPATH=str(ROOT)))
     assert result.returncode == 2
     assert result.stderr == ("error: model.arch: 'lstm' is a language model, but data.name 'digits' is an "
                              "image dataset\n")
@@ -236,7 +239,7 @@ def test_a_language_model_on_images_stops_the_stage_with_one_line(tmp_path: Path
 def test_an_image_classifier_on_text_is_refused() -> None:
     message = "model.arch: 'resnet' is an image classifier, but data.name 'ptb' is a text corpus"
     with pytest.raises(ConfigError, match=f"^{message}$"):
-        params_from_mapping({"data": {"name": "ptb"}, "model": {"arch": "resnet"}})
+        validate_everything(params_from_mapping({"data": {"name": "ptb"}, "model": {"arch": "resnet"}}))
 
 
 def preset(name: str) -> dict[str, Any]:

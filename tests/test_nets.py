@@ -6,9 +6,10 @@ import re
 
 import pytest
 import torch
+from project import ROOT
 from torch import nn
 
-from ban.errors import ConfigError
+from ban.core.errors import ConfigError
 from ban.nets import build_model, count_parameters, get_architecture
 from ban.nets.densenet import DenseLayer
 
@@ -31,6 +32,25 @@ def parameters(name: str, **options: object) -> int:
 )
 def test_published_parameter_counts(name: str, options: dict, published: float, tolerance: float) -> None:
     assert parameters(name, **options) == pytest.approx(published, rel=tolerance)
+
+
+# Every exact count the README states for a CIFAR-10 network (10 classes, 3 channels).
+README_COUNTS = [
+    ("resnet", {"depth": 20}, 269_722),
+    ("resnet", {"depth": 56}, 853_018),
+    ("wrn", {"depth": 16, "widen": 4}, 2_748_890),
+    ("wrn", {"depth": 28, "widen": 10}, 36_479_194),
+    ("wrn", {"depth": 28, "widen": 1}, 369_498),
+    ("densenet", {"depth": 100, "growth": 12}, 769_162),
+    ("densenet", {"growth": 60, "layers": [14, 14, 15]}, 15_547_810),
+]
+
+
+@pytest.mark.parametrize(("name", "options", "count"), README_COUNTS)
+def test_the_counts_the_readme_states_are_exact(name: str, options: dict, count: int) -> None:
+    with torch.device("meta"):
+        assert parameters(name, **options) == count
+    assert f"{count:,}" in (ROOT / "README.md").read_text()
 
 
 SMALL = [

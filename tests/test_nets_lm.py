@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import pytest
 import torch
+from project import ROOT
 
-from ban.errors import ConfigError, DataError
+from ban.core.errors import ConfigError, DataError
 from ban.nets import build_model, count_parameters, get_architecture
 from ban.nets.lstm import detach_state
 
@@ -152,6 +153,7 @@ def test_zaremba_large_parameter_count() -> None:
         tied = count_parameters(build_model("lstm", {}, vocab_size=10000))
         untied = count_parameters(build_model("lstm", {"tie_weights": False}, vocab_size=10000))
     assert tied == 51_034_000
+    assert "51,034,000" in (ROOT / "README.md").read_text()
     assert abs(tied - 52e6) / 52e6 < 0.02
     assert untied == 66_034_000  # Zaremba et al.'s untied large model: 66M
 
@@ -163,4 +165,5 @@ def test_kim_large_parameter_count() -> None:
     with torch.device("meta"):
         count = count_parameters(build_model("cnn_lstm", {}, vocab_size=10000, word_chars=word_chars))
     assert count == 19_373_165
+    assert "19,373,165" in (ROOT / "README.md").read_text()
     assert abs(count - 19e6) / 19e6 < 0.03

@@ -8,18 +8,15 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from ban.errors import ConfigError
-from ban.objectives import (
-    MODES,
-    ban_loss,
-    cross_entropy,
-    cwtm_loss,
-    cwtm_weights,
-    distillation_losses,
-    dkpp_loss,
-    dkpp_targets,
-    soft_cross_entropy,
-)
+from ban.core.config import KDConfig, params_from_mapping
+from ban.core.errors import ConfigError
+from ban.objectives import OBJECTIVES, Shard, StepInputs, check_kd, loss_terms
+from ban.objectives.ban import ban_loss
+from ban.objectives.cwtm import cwtm_loss, cwtm_weights
+from ban.objectives.dkpp import dkpp_loss, dkpp_targets
+from ban.objectives.functional import cross_entropy, soft_cross_entropy
+
+MODES = ("ban", "cwtm", "dkpp", "none")
 
 Z = [[1.0, 2.0, 0.0], [0.5, -1.0, 2.0]]
 T = [[2.0, 0.0, 1.0], [0.0, 1.0, 0.0]]
@@ -50,6 +47,24 @@ def hand_ce(z: list[list[float]], y: list[int]) -> list[float]:
 
 def tensors() -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     return torch.tensor(Z, requires_grad=True), torch.tensor(T), torch.tensor(Y)
+
+
+def distillation_losses(mode: str, z: torch.Tensor, y: torch.Tensor, t: torch.Tensor | None = None, *,
+                        generator: torch.Generator | None = None, **kd: float) -> dict[str, torch.Tensor]:
+    """The named loss terms the engine sums, for objective ``mode``."""
+    return loss_terms(StepInputs(z, y, t, KDConfig(mode=mode, **kd), generator=generator))
+
+
+def grad_nodes(loss: torch.Tensor, kind: str) -> int:
+    """How many autograd nodes of ``kind`` (e.g. ``LogSoftmaxBackward0``) the loss's graph holds."""
+    seen, pending = set(), [loss.grad_fn]
+    while pending:
+        node = pending.pop()
+        if node is None or node in seen:
+            continue
+        seen.add(node)
+        pending += [parent for parent, _ in node.next_functions]
+    return sum(type(node).__name__ == kind for node in seen)
 
 
 def test_ban_loss_is_cross_entropy_to_teacher_distribution() -> None:
@@ -199,25 +214,47 @@ def test_entry_point_routes_each_teacher_mode() -> None:
     assert dkpp.item() == pytest.approx(dkpp_loss(z, t, torch.Generator().manual_seed(5)).item(), rel=1e-6)
 
 
+def test_every_objective_is_registered_with_what_it_needs() -> None:
+    assert OBJECTIVES.names() == sorted(MODES)
+    assert {o.name: o.needs_teacher for o in OBJECTIVES} == {"ban": True, "cwtm": True, "dkpp": True,
+                                                             "none": False}
+    assert {o.name for o in OBJECTIVES if o.adds_label_term} == {"ban", "dkpp"}
+
+
 def test_unknown_mode_names_the_key_and_the_choices() -> None:
-    z, t, y = tensors()
-    with pytest.raises(ConfigError, match="kd.mode") as raised:
-        distillation_losses("kl", z, y, t)
+    with pytest.raises(ConfigError, match=r"^students\.gen2\.kd\.mode: unknown objective 'kl'") as raised:
+        check_kd(KDConfig(mode="kl"), "students.gen2.kd")
     assert all(mode in str(raised.value) for mode in MODES)
 
 
-@pytest.mark.parametrize(
-    ("mode", "kwargs", "key"),
-    [
-        ("cwtm", {"label_weight": 1.0}, "kd.label_weight"),
-        ("ban", {"label_weight": -1.0}, "kd.label_weight"),
-        ("ban", {"temperature": 0.0}, "kd.temperature"),
-    ],
-)
-def test_invalid_settings_name_their_key(mode: str, kwargs: dict[str, float], key: str) -> None:
+def test_cwtm_refuses_a_label_weight() -> None:
+    with pytest.raises(ConfigError, match=r"^kd\.label_weight: cwtm is already a weighted label loss"):
+        check_kd(KDConfig(mode="cwtm", label_weight=1.0), "kd")
+    check_kd(KDConfig(mode="ban", label_weight=1.0), "kd")
+
+
+@pytest.mark.parametrize(("kd", "key"), [({"label_weight": -1.0}, "kd.label_weight"),
+                                         ({"temperature": 0.0}, "kd.temperature")])
+def test_invalid_settings_name_their_key(kd: dict[str, float], key: str) -> None:
+    with pytest.raises(ConfigError, match=f"^{key}: must"):
+        params_from_mapping({"kd": kd})
+
+
+def test_ban_plus_label_computes_the_log_softmax_once_for_both_terms() -> None:
     z, t, y = tensors()
-    with pytest.raises(ConfigError, match=key):
-        distillation_losses(mode, z, y, t, **kwargs)
+    terms = distillation_losses("ban", z, y, t, label_weight=1.0)
+    assert grad_nodes(sum(terms.values()), "LogSoftmaxBackward0") == 1
+    assert terms["label"].item() == pytest.approx(sum(hand_ce(Z, Y)) / 2, rel=1e-6)
+
+
+def test_a_shard_draws_its_rows_of_the_global_batch() -> None:
+    """DKPP on two processes permutes each example as one process does, whatever the split."""
+    t = peaked_teacher(6, 5)
+    whole = dkpp_targets(t, torch.Generator().manual_seed(4))
+    for positions in (torch.tensor([0, 2, 4]), torch.tensor([1, 3, 5])):
+        shard = Shard(global_size=6, positions=positions, world=2)
+        part = dkpp_targets(t[positions], torch.Generator().manual_seed(4), shard=shard)
+        torch.testing.assert_close(part, whole[positions])
 
 
 @pytest.mark.parametrize("mode", ["ban", "cwtm", "dkpp"])

@@ -30,10 +30,12 @@ def test_repro_writes_every_declared_output(project: Path) -> None:
         checkpoint = torch.load(project / f"models/{name}.pt", weights_only=True)
         assert checkpoint["generation"] == name and checkpoint["arch"] == "resnet"
         predictions = torch.load(project / f"preds/{name}.pt", weights_only=True)
-        probs = predictions["splits"]["test"]["probs"]
-        assert torch.allclose(probs.sum(1), torch.ones(len(probs)), atol=1e-5)
+        test = predictions["splits"]["test"]
+        assert torch.allclose(test["probs"].sum(1), torch.ones(len(test["probs"])), atol=1e-5)
         metrics = json.loads((project / f"metrics/{name}.json").read_text())
-        assert 0 <= metrics["test_error"] <= 100 and metrics["epochs"] == 2
+        wrong = (test["probs"].argmax(1) != test["targets"]).double().mean().item()
+        assert metrics["test_error"] == pytest.approx(100 * wrong) and metrics["epochs"] == 2
+        assert metrics["test_nll"] == pytest.approx(-test["target_prob"].double().log().mean().item())
         assert (project / f"dvclive/{name}/plots/metrics/train/loss.tsv").read_text().count("\n") == 3
     summary = json.loads((project / "metrics/summary.json").read_text())
     assert set(summary) == {*GENERATIONS, "ens2"}
@@ -64,9 +66,12 @@ def test_adding_a_generation_runs_only_it_and_the_summaries(project: Path) -> No
 
 
 def test_exp_show_and_metrics_diff_list_every_generation(project: Path) -> None:
-    shown = run(project, "dvc", "exp", "show", "--json").stdout
+    shown = json.loads(run(project, "dvc", "exp", "show", "--json").stdout)
+    workspace = next(entry for entry in shown if entry["rev"] == "workspace")["data"]["metrics"]
     for name in GENERATIONS:
-        assert f'"{name}"' in shown or f"metrics/{name}.json" in shown
+        written = json.loads((project / f"metrics/{name}.json").read_text())
+        assert workspace[f"metrics/{name}.json"]["data"]["test_error"] == written["test_error"]
+    assert workspace["metrics/ensemble.json"]["data"]["ens2"]["test_error"] >= 0
     (project / "metrics/gen1.json").write_text(json.dumps({"test_error": 99.0}))
     diff = run(project, "dvc", "metrics", "diff", "HEAD").stdout
     assert "metrics/gen1.json" in diff and "99" in diff
@@ -75,6 +80,8 @@ def test_exp_show_and_metrics_diff_list_every_generation(project: Path) -> None:
 def test_gate_fails_on_a_regression_and_passes_within_tolerance(project: Path) -> None:
     summary_path = project / "metrics/summary.json"
     summary = json.loads(summary_path.read_text())
+    committed = json.loads(run(project, "git", "show", "HEAD:metrics/summary.json").stdout)
+    before = {name: values["test_error"] for name, values in committed.items()}
     summary["gen2"]["test_error"] += 0.4
     summary_path.write_text(json.dumps(summary))
     gate = ("python", "-m", "stages.gate", "--against", "HEAD")
@@ -85,5 +92,14 @@ def test_gate_fails_on_a_regression_and_passes_within_tolerance(project: Path) -
     failed = run(project, *gate, check=False)
     assert failed.returncode == 1
     assert "| ens2 | test_error |" in failed.stdout and "regressed" in failed.stdout
-    assert "ens2 test_error +2.00" in failed.stderr
+    assert "gate failed: ens2 test_error +2.00 (beyond the tolerance 0.5)" in failed.stderr
+    summary["ens2"]["test_error"] -= 2.0
+    summary["gen1"]["test_error"] = float("nan")  # written by json as NaN
+    del summary["gen2"]
+    summary_path.write_text(json.dumps(summary))
+    closed = run(project, *gate, check=False)
+    assert closed.returncode == 1
+    assert closed.stderr.splitlines() == [
+        f"gate failed: gen1 test_error is nan (was {before['gen1']:.2f})",
+        f"gate failed: gen2 test_error is missing (was {before['gen2']:.2f})"]
     run(project, "git", "checkout", "--", "metrics/summary.json")

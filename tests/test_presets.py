@@ -13,9 +13,11 @@ import pytest
 import yaml
 from project import ROOT
 
-from ban.config import KDConfig, Params, params_from_mapping
-from ban.errors import ConfigError
+from ban.core.config import KDConfig, Params, params_from_mapping
+from ban.core.errors import ConfigError
 from ban.presets import PRESETS, gpu_hours, network_costs, title, training_flops
+from ban.tasks import TASKS
+from ban.validation import validate_everything
 from stages import preset
 
 NAMES = sorted(path.stem for path in (ROOT / PRESETS).glob("*.yaml"))
@@ -29,7 +31,10 @@ PUBLISHED = {"cifar10-wrn-28-1": (0.38, 0.03), "cifar10-wrn-28-2": (1.48, 0.03),
 
 
 def resolve(name: str) -> Params:
-    return params_from_mapping(yaml.safe_load((ROOT / PRESETS / f"{name}.yaml").read_text()))
+    """A preset's params, checked as every stage of its chain would check them."""
+    params = params_from_mapping(yaml.safe_load((ROOT / PRESETS / f"{name}.yaml").read_text()))
+    validate_everything(params)
+    return params
 
 
 def test_the_paper_tables_and_studies_are_presets() -> None:
@@ -77,8 +82,8 @@ def test_wrn_28_10_forward_flops_and_training_compute() -> None:
 
 
 def test_gpu_hours_assume_100_tflops_for_images_and_10_for_recurrent_models() -> None:
-    assert gpu_hours(3.6e17, "image") == pytest.approx(1.0)
-    assert gpu_hours(3.6e16, "lm") == pytest.approx(1.0)
+    assert gpu_hours(3.6e17, TASKS.get("image", "task")) == pytest.approx(1.0)
+    assert gpu_hours(3.6e16, TASKS.get("lm", "task")) == pytest.approx(1.0)
 
 
 def test_language_models_count_two_forward_flops_per_parameter_and_token() -> None:
@@ -103,13 +108,13 @@ def test_a_student_kd_override_lays_over_the_global_kd() -> None:
 @pytest.mark.parametrize(("override", "message"), [
     ({"mode": "cwtm", "label_weight": 1.0}, "students.gen1.kd.label_weight: cwtm is already"),
     ({"mod": "none"}, "students.gen1.kd.mod: unknown key (did you mean 'mode'?)"),
-    ({"mode": "bann"}, "students.gen1.kd.mode: unknown value 'bann'"),
+    ({"mode": "bann"}, "students.gen1.kd.mode: unknown objective 'bann'"),
 ])
 def test_an_invalid_student_kd_names_its_key(override: dict, message: str) -> None:
     raw = yaml.safe_load((ROOT / PRESETS / "study-digits.yaml").read_text())
     raw["students"]["gen1"]["kd"] = override
     with pytest.raises(ConfigError, match=re.escape(message)):
-        params_from_mapping(raw)
+        validate_everything(params_from_mapping(raw))
 
 
 def test_applying_a_preset_copies_it_and_listing_names_them_all(

@@ -3,9 +3,10 @@ run that cannot go on stops at once with one clear line and leaves nothing half-
 
 Every stage here is a real process and every signal a real one. On the CPU, with
 one thread, an uninterrupted chain and a chain whose teacher was SIGKILLed,
-SIGTERMed and SIGINTed must write byte-identical files. Also here: stale or
-unreadable state is discarded, a finished stage re-run trains nothing, a NaN and
-a full disk stop the run, deterministic mode's switches, and (opt-in,
+SIGTERMed and SIGINTed must write byte-identical files. Also here: the state of
+another training is never read, unreadable state is discarded, a finished stage
+leaves no state behind, a code edit outside the stage's imports keeps the state, a
+NaN and a full disk stop the run, deterministic mode's switches, and (opt-in,
 BAN_SLOW_TESTS=1) two queued DVC experiments running at once.
 """
 
@@ -26,15 +27,15 @@ import pytest
 import torch
 import yaml
 from project import FAST, environment, make_project, merge, write_params
-from stage_process import digests, prepare, read_until_epoch, saved_epoch, started, train
+from stage_process import digests, prepare, read_until_epoch, saved_epoch, started, state_file, train
 
-from ban.checkpoint import save_torch
-from ban.config import params_from_mapping
-from ban.device import configure_determinism, explain_nondeterminism
-from ban.errors import ConfigError
-from ban.generation import stopped_message, training_fingerprint
-from ban.interrupt import Interrupted, SignalReceived
-from ban.paths import state_path
+from ban.core.config import params_from_mapping
+from ban.core.errors import ConfigError
+from ban.core.files import save_torch
+from ban.training.closure import module_files
+from ban.training.device import configure_determinism, explain_nondeterminism
+from ban.training.generation import stopped_message, training_fingerprint
+from ban.training.interrupt import Interrupted, SignalReceived
 
 # About a quarter to half a second per epoch on one thread: a signal can land inside an epoch.
 LONG = {
@@ -44,6 +45,7 @@ LONG = {
     "students": {"gen1": {"teacher": "gen0"}},
 }
 GENERATION_OUTPUTS = ("models", "preds", "metrics", "dvclive")
+OTHER_TRAINING = "state/gen0-0123456789abcdef.pt"  # a state file of gen0 trained with other params
 
 
 @dataclass
@@ -55,16 +57,16 @@ class Finished:
 
 @pytest.fixture(scope="module")
 def reference(tmp_path_factory: pytest.TempPathFactory) -> Finished:
-    """The chain gen0 -> gen1 run without interruption, over a state file left by other params."""
+    """The chain gen0 -> gen1 run without interruption, beside a state file left by other params."""
     project = make_project(tmp_path_factory.mktemp("reference") / "project", LONG)
     prepare(project)
-    save_torch({"fingerprint": "made by other params", "trainer": {}, "history": []},
-               project / state_path("gen0"))
+    other = {"fingerprint": "made by other params", "trainer": {}, "history": []}
+    save_torch(other, project / OTHER_TRAINING)
     teacher = train(project, "gen0")
     assert teacher.returncode == 0, teacher.stderr
     student = train(project, "gen1")
     assert student.returncode == 0, student.stderr
-    return Finished(project, teacher.stdout, digests(project))
+    return Finished(project, teacher.stdout, digests(project, GENERATION_OUTPUTS))
 
 
 def copy_project(reference: Finished, directory: Path, overrides: dict | None = None) -> Path:
@@ -81,84 +83,108 @@ def epochs_trained(output: str, generation: str = "gen0") -> list[int]:
             if line.startswith(f"{generation} epoch ")]
 
 
-def test_state_from_other_params_is_discarded(reference):
-    assert "gen0: discarding state/gen0.pt: it was made with other params, data or code" in \
-        reference.teacher_output
+def test_state_of_other_params_is_never_read_and_a_finished_stage_leaves_none(reference):
     assert epochs_trained(reference.teacher_output) == [1, 2, 3, 4, 5, 6]
+    assert "resuming" not in reference.teacher_output and "discarding" not in reference.teacher_output
+    assert [path.name for path in (reference.project / "state").iterdir()] == [Path(OTHER_TRAINING).name]
 
 
 def stop_and_check(project: Path, saved: int, signum: signal.Signals, wait: float) -> int:
     """Resume; signal ``wait`` epochs after the next epoch's progress line; return the epochs then saved."""
+    state = state_file(project, "gen0").relative_to(project)
     with started(project, "gen0") as process:
         output, seconds = read_until_epoch(process, "gen0", saved + 1)
         time.sleep(seconds * wait)
         process.send_signal(signum)
         _, error = process.communicate(timeout=120)
-    assert f"gen0: resuming after epoch {saved} from state/gen0.pt" in output
+    assert f"gen0: resuming after epoch {saved} from {state}" in output
     assert process.returncode == 128 + signum
     now = saved_epoch(project, "gen0")
     assert now == saved + 1  # the epoch being written when the signal came is complete
-    assert error == (f"error: gen0: stopped by {signum.name}; epochs 1-{now} are saved in state/gen0.pt: "
+    assert error == (f"error: gen0: stopped by {signum.name}; epochs 1-{now} are saved in {state}: "
                      "run the same command (or `dvc repro`) to resume\n")
     return now
 
 
 def test_killed_and_interrupted_chain_ends_bit_identical(reference, tmp_path):
-    """SIGKILL mid-epoch, SIGTERM while an epoch is being saved, SIGINT mid-epoch, then the rest of the
-    chain: every model, prediction, metric, DVCLive step and state equals the uninterrupted run's."""
+    """A damaged state file, SIGKILL mid-epoch, SIGTERM while an epoch is being saved, SIGINT mid-epoch,
+    then the rest of the chain: every model, prediction, metric and DVCLive step equals the uninterrupted
+    run's, and no state is left."""
     project = copy_project(reference, tmp_path)
-    (project / "state").mkdir()
-    (project / state_path("gen0")).write_bytes(b"PK\x03\x04 the first bytes of a checkpoint")
-    with started(project, "gen0") as process:
-        output, seconds = read_until_epoch(process, "gen0", 1)
-        time.sleep(seconds / 2)
-        process.kill()
-        process.wait()
-    assert process.returncode == -signal.SIGKILL
-    assert ("gen0: discarding state/gen0.pt: it is corrupt (PytorchStreamReader failed reading zip archive: "
-            "failed finding central directory)") in output
+    for _ in range(2):  # the second run finds the first one's state damaged, and starts again
+        with started(project, "gen0") as process:
+            output, seconds = read_until_epoch(process, "gen0", 2)
+            time.sleep(seconds / 2)
+            process.kill()
+            process.wait()
+        assert process.returncode == -signal.SIGKILL
+        state = state_file(project, "gen0")
+        damaged = state.read_bytes()
+        state.write_bytes(b"PK\x03\x04 the first bytes of a checkpoint")
+    assert (f"gen0: discarding {state.relative_to(project)}: it is corrupt (PytorchStreamReader failed "
+            "reading zip archive: failed finding central directory)") in output
+    assert epochs_trained(output)[0] == 1
+    state.write_bytes(damaged)  # back to the state of the second run, killed during epoch 2
     saved = saved_epoch(project, "gen0")
     saved = stop_and_check(project, saved, signal.SIGTERM, wait=0.0)
     saved = stop_and_check(project, saved, signal.SIGINT, wait=0.5)
     finished = train(project, "gen0")
     assert finished.returncode == 0, finished.stderr
-    assert f"gen0: resuming after epoch {saved} from state/gen0.pt" in finished.stdout
+    assert f"gen0: resuming after epoch {saved} from {state.relative_to(project)}" in finished.stdout
     assert epochs_trained(finished.stdout) == list(range(saved + 1, 7))
     assert train(project, "gen1").returncode == 0
-    assert digests(project) == reference.files
+    assert digests(project, GENERATION_OUTPUTS) == reference.files
+    assert not any((project / "state").iterdir())
     steps = (project / "dvclive/gen0/plots/metrics/test/error.tsv").read_text().splitlines()
     assert [row.split("\t")[0] for row in steps] == ["step", "0", "1", "2", "3", "4", "5"]
 
 
 def test_stop_before_the_first_epoch_says_there_is_nothing_to_resume():
     stop = SignalReceived(signal.SIGTERM)
-    assert stopped_message("gen2", stop, 0) == ("gen2: stopped by SIGTERM before the first epoch ended; run "
-                                                "the same command to start again")
+    assert stopped_message("gen2", stop, 0, Path("state/gen2-0.pt")) == (
+        "gen2: stopped by SIGTERM before the first epoch ended; run the same command to start again")
     assert Interrupted("stopped", stop.signum).exit_code == 143
 
 
-def test_finished_stage_rerun_only_rewrites_the_same_outputs(reference):
-    """What `dvc repro -f` does to a finished stage: no epoch is trained again, and no byte changes."""
-    rerun = train(reference.project, "gen0")
-    assert rerun.returncode == 0, rerun.stderr
-    assert "gen0: resuming after epoch 6 from state/gen0.pt" in rerun.stdout
-    assert epochs_trained(rerun.stdout) == []
-    assert digests(reference.project) == reference.files
-
-
-def test_changed_code_discards_the_state(reference, tmp_path):
-    """DVC re-runs a train stage when ``ban`` changes: the finished state of the old code is not reused."""
+def test_finished_stage_rerun_trains_again_to_the_same_bytes(reference, tmp_path):
+    """What `dvc repro -f` does to a finished stage (its state is gone): the same training, the same bytes."""
     project = tmp_path / "project"
     shutil.copytree(reference.project, project)
-    with open(project / "ban/objectives.py", "a") as source:
+    rerun = train(project, "gen0")
+    assert rerun.returncode == 0, rerun.stderr
+    assert epochs_trained(rerun.stdout) == [1, 2, 3, 4, 5, 6]
+    assert digests(project, GENERATION_OUTPUTS) == reference.files
+
+
+def interrupted_after_two_epochs(reference: Finished, directory: Path) -> Path:
+    project = copy_project(reference, directory)
+    with started(project, "gen0") as process:
+        read_until_epoch(process, "gen0", 2)
+        process.send_signal(signal.SIGTERM)
+        process.communicate(timeout=120)
+    assert saved_epoch(project, "gen0") == 2
+    return project
+
+
+def test_an_edit_to_the_training_code_discards_the_state_and_others_keep_it(reference, tmp_path):
+    """The state is fingerprinted with the files the train stage imports, the same files dvc.yaml lists:
+    an edit to one of them starts the training again (DVC re-runs the stage for it); an edit to the
+    reporting code, which DVC ignores for the train stages, resumes it."""
+    project = interrupted_after_two_epochs(reference, tmp_path / "training")
+    with open(project / "ban/objectives/functional.py", "a") as source:
         source.write("# an edit\n")
     rerun = train(project, "gen0")
     assert rerun.returncode == 0, rerun.stderr
-    assert "gen0: discarding state/gen0.pt: it was made with other params, data or code" in rerun.stdout
     assert epochs_trained(rerun.stdout) == [1, 2, 3, 4, 5, 6]
-    results = {path: digest for path, digest in reference.files.items() if not path.startswith("state/")}
-    assert digests(project, GENERATION_OUTPUTS) == results  # a comment changes no result
-    assert digests(project, ("state",))["state/gen0.pt"] != reference.files["state/gen0.pt"]
+    assert digests(project, GENERATION_OUTPUTS)["models/gen0.pt"] == reference.files["models/gen0.pt"]
+    assert saved_epoch(project, "gen0") == 2  # the old code's state is left as it was, never read
+
+    project = interrupted_after_two_epochs(reference, tmp_path / "reporting")
+    with open(project / "ban/reporting/results.py", "a") as source:
+        source.write("# an edit\n")
+    rerun = train(project, "gen0")
+    assert rerun.returncode == 0, rerun.stderr
+    assert epochs_trained(rerun.stdout) == [3, 4, 5, 6]
 
 
 def test_fingerprint_follows_what_shapes_training(reference, monkeypatch):
@@ -167,7 +193,8 @@ def test_fingerprint_follows_what_shapes_training(reference, monkeypatch):
 
     def digest(overrides: dict, device: str = "cpu", precision: str = "fp32") -> str:
         params = params_from_mapping(merge(settings, overrides))
-        return training_fingerprint(params, params.generation("gen1"), torch.device(device), precision)
+        return training_fingerprint(params, params.generation("gen1"), torch.device(device), precision,
+                                    module_files("stages.train"))
 
     same = digest({})
     assert digest({"train": {"nproc": 4}}) == same  # the same run on more processes goes on
@@ -197,16 +224,17 @@ def test_full_disk_while_saving_is_one_line_and_keeps_the_previous_state(referen
     project = copy_project(reference, tmp_path)
     with started(project, "gen0") as process:
         read_until_epoch(process, "gen0", 1)
-        while not (project / state_path("gen0")).exists():  # written atomically: there means complete
+        while state_file(project, "gen0") is None:  # written atomically: there means complete
             assert process.poll() is None, process.communicate()
             time.sleep(0.01)
         resource.prlimit(process.pid, resource.RLIMIT_FSIZE, (100 << 10, 100 << 10))
         output, error = process.communicate(timeout=120)
+    state = state_file(project, "gen0")
     assert process.returncode == 1
-    assert error == "error: could not write state/gen0.pt: File too large\n"
+    assert error == f"error: could not write {state.relative_to(project)}: File too large\n"
     failed = epochs_trained(output)[-1]
     assert saved_epoch(project, "gen0") == failed - 1
-    assert [path.name for path in (project / "state").iterdir()] == ["gen0.pt"]
+    assert list((project / "state").iterdir()) == [state]
     assert not (project / "models").exists()
 
 

@@ -2,11 +2,11 @@
 
 ``data/prepared/tensors.pt`` holds a flat dict of tensors, loaded with
 ``weights_only=True`` so that a prepared file can never run code.
-``data/prepared/meta.json`` says which task the tensors serve:
+``data/prepared/meta.json`` says which task (``ban.tasks``) the tensors serve:
 
 * image: ``{"task": "image", "name", "classes", "mean", "std", "shape": [C, H, W]}``
   with tensors ``train_x``/``test_x`` (uint8, N x C x H x W) and
-  ``train_y``/``test_y`` (int64).
+  ``train_y``/``test_y`` (int64), and ``valid_x``/``valid_y`` when a validation split is held out.
 * lm: ``{"task": "lm", "name", "vocab", "chars"}`` with int64 token streams
   ``train``/``valid``/``test`` and ``word_chars`` (int64, vocab x max word length).
 """
@@ -23,15 +23,12 @@ from typing import Any
 
 import torch
 
-from ban.checkpoint import describe_load_error, read_torch
-from ban.errors import DataError
+from ban.core.errors import DataError
+from ban.core.files import describe_load_error, read_torch
+from ban.tasks import TASKS
 
 TENSORS_FILE = "tensors.pt"
 META_FILE = "meta.json"
-REQUIRED_TENSORS = {
-    "image": ("train_x", "train_y", "test_x", "test_y"),
-    "lm": ("train", "valid", "test", "word_chars"),
-}
 
 
 @dataclass
@@ -78,29 +75,12 @@ def load_prepared(directory: str | Path) -> Prepared:
         raise DataError(f"prepared data in {directory}/: {TENSORS_FILE} is {describe_load_error(error)}: "
                         f"{hint}") from None
     task = meta.get("task") if isinstance(meta, dict) else None
-    if task not in REQUIRED_TENSORS or not isinstance(tensors, dict):
+    if task not in TASKS or not isinstance(tensors, dict):
         raise DataError(f"prepared data in {directory}/ has an unknown layout: {hint}")
-    missing = [name for name in REQUIRED_TENSORS[task] if name not in tensors]
+    missing = [name for name in TASKS.get(task, "task").prepared_tensors if name not in tensors]
     if missing:
         raise DataError(f"prepared data in {directory}/ lacks {', '.join(missing)}: {hint}")
-    prepared = Prepared(meta, tensors)
-    if task == "image":
-        _check_labels(prepared, directory, hint)
-    return prepared
-
-
-def _check_labels(prepared: Prepared, directory: Path, hint: str) -> None:
-    num_classes = len(prepared.meta["classes"])
-    for split in ("train", "test"):
-        labels = prepared.tensors[f"{split}_y"]
-        if len(labels) != len(prepared.tensors[f"{split}_x"]):
-            raise DataError(f"prepared data in {directory}/: {split} images and labels differ in count: "
-                            f"{hint}")
-        if len(labels) and (labels.min() < 0 or labels.max() >= num_classes):
-            raise DataError(
-                f"prepared data in {directory}/: {split} labels outside 0..{num_classes - 1}: {hint}"
-            )
-    absent = sorted(set(range(num_classes)) - set(prepared.tensors["train_y"].tolist()))
-    if absent:  # a network cannot learn a class it never sees; its test images would all count as errors
-        names = ", ".join(repr(prepared.meta["classes"][index]) for index in absent)
-        raise DataError(f"prepared data in {directory}/: no training example of class {names}: {hint}")
+    problem = TASKS.get(task, "task").check_prepared(meta, tensors)
+    if problem:
+        raise DataError(f"prepared data in {directory}/: {problem}: {hint}")
+    return Prepared(meta, tensors)

@@ -1,8 +1,9 @@
-"""Registry of network architectures, each tagged with the task it solves.
+"""Registry of network architectures (``model.arch``), each tagged with the task it solves.
 
-Image builders take ``in_channels`` and ``num_classes``; language-model builders
-take ``vocab_size`` (and ``word_chars`` for character-aware models).  Everything
-else a builder takes is an architecture option given in ``params.yaml``.
+Each module of this package registers one family with ``@register``. Image builders take
+``in_channels`` and ``num_classes``; language-model builders take ``vocab_size`` (and
+``word_chars`` for character-aware models). Everything else a builder takes is an
+architecture option given in ``params.yaml``.
 """
 
 from __future__ import annotations
@@ -14,7 +15,8 @@ from typing import Any
 
 from torch import nn
 
-from ban.errors import ConfigError
+from ban.core.errors import ConfigError
+from ban.core.registry import Registry
 
 DATA_ARGUMENTS = {"in_channels", "num_classes", "vocab_size", "word_chars"}
 
@@ -22,7 +24,7 @@ DATA_ARGUMENTS = {"in_channels", "num_classes", "vocab_size", "word_chars"}
 @dataclass(frozen=True)
 class Architecture:
     name: str
-    task: str  # "image" or "lm"
+    task: str  # a name in ban.tasks
     builder: Callable[..., nn.Module]
 
     def option_names(self) -> set[str]:
@@ -31,14 +33,14 @@ class Architecture:
         return set(parameters) - DATA_ARGUMENTS
 
 
-ARCHITECTURES: dict[str, Architecture] = {}
+ARCHITECTURES: Registry[Architecture] = Registry("architecture", "ban.nets")
 
 
 def register(name: str, task: str) -> Callable[[Callable[..., nn.Module]], Callable[..., nn.Module]]:
     """Decorator adding a builder to the registry under ``name``."""
 
     def decorate(builder: Callable[..., nn.Module]) -> Callable[..., nn.Module]:
-        ARCHITECTURES[name] = Architecture(name, task, builder)
+        ARCHITECTURES.register(Architecture(name, task, builder))
         return builder
 
     return decorate
@@ -46,16 +48,12 @@ def register(name: str, task: str) -> Callable[[Callable[..., nn.Module]], Calla
 
 def get_architecture(name: str, key: str = "model") -> Architecture:
     """The registered architecture ``name``; ``key`` is where params.yaml names it, for the error."""
-    _load_families()
-    if name not in ARCHITECTURES:
-        valid = ", ".join(sorted(ARCHITECTURES))
-        raise ConfigError(f"{key}.arch: unknown architecture {name!r}; valid: {valid}")
-    return ARCHITECTURES[name]
+    return ARCHITECTURES.get(name, f"{key}.arch")
 
 
 def check_options(name: str, options: Mapping[str, Any], key: str = "model") -> None:
     """Reject options the architecture does not take, naming the valid ones."""
-    known = get_architecture(name).option_names()
+    known = get_architecture(name, key).option_names()
     unknown = sorted(set(options) - known)
     if unknown:
         raise ConfigError(
@@ -74,12 +72,3 @@ def build_model(name: str, options: Mapping[str, Any], **data_arguments: Any) ->
 
 def count_parameters(model: nn.Module) -> int:
     return sum(p.numel() for p in model.parameters())
-
-
-def _load_families() -> None:
-    """Import every family module so that its ``@register`` calls run."""
-    import importlib
-    import pkgutil
-
-    for module in pkgutil.iter_modules(__path__):
-        importlib.import_module(f"{__name__}.{module.name}")

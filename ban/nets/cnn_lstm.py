@@ -13,7 +13,7 @@ import torch
 from torch import Tensor, nn
 from torch.nn import functional as F
 
-from ban.errors import ConfigError, DataError
+from ban.core.errors import ConfigError, DataError
 from ban.nets import register
 from ban.nets.lstm import RecurrentLM, check_dropout, check_sizes
 

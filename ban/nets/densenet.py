@@ -22,7 +22,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ban.errors import ConfigError
+from ban.core.errors import ConfigError
 from ban.nets import register
 from ban.nets.resnet import assemble, blocks_per_stage, classifier_head, conv1x1, conv3x3, require_positive
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from ban.errors import ConfigError
+from ban.core.errors import ConfigError
 from ban.nets import register
 
 State = tuple[Tensor, Tensor]  # (h, c), each [layers, batch, hidden]

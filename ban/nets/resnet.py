@@ -26,7 +26,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ban.errors import ConfigError
+from ban.core.errors import ConfigError
 from ban.nets import register
 
 BlockFactory = Callable[[int, int, int], nn.Module]

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from torch import nn
 
-from ban.errors import ConfigError
+from ban.core.errors import ConfigError
 from ban.nets import register
 from ban.nets.resnet import blocks_per_stage, preact_network, require_positive
 

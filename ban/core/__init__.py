@@ -1,0 +1,1 @@
+"""What every stage uses: params and their checks, errors, file paths and safe file I/O, registries."""

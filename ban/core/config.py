@@ -1,0 +1,284 @@
+"""``params.yaml`` as typed, validated settings, and the generation graph it defines.
+
+Loading checks everything that needs no registry, so a typo costs seconds, not an epoch:
+unknown keys, wrong types, invalid values, students whose teacher does not exist, cycles, and
+ensemble members that are not generations. The names that registries define (``data.name``,
+``kd.mode``, ``model.arch``) are checked by the stages that use them, before any work:
+``prepare`` checks the dataset, the train stages every objective and network of the chain.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import zlib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from ban.core.errors import ConfigError
+from ban.core.schema import parse
+
+TEACHER = "gen0"
+SCHEDULES = ("step", "cosine", "constant", "plateau")
+DEVICES = ("auto", "cpu", "cuda", "mps")
+PRECISIONS = ("auto", "fp32", "bf16")
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    name: str = "digits"
+    root: str = "data/raw"
+    download: bool = False
+    train_subset: int | None = None  # images: a class-stratified subset; text: the first N training tokens
+    validation: int | None = None  # images: hold out that many training images (class-stratified)
+    image_size: int | None = None
+    test_fraction: float = 0.25
+    verify: bool = True  # cifar: check the files' published md5 sums
+    seed: int = 0  # the split and subset; apart from the training seed so that seed studies share data
+
+
+@dataclass(frozen=True)
+class OptimizerConfig:
+    lr: float = 0.1
+    momentum: float = 0.9
+    nesterov: bool = True
+    weight_decay: float = 5e-4
+
+
+@dataclass(frozen=True)
+class ScheduleConfig:
+    """``step``: multiply by ``gamma`` at ``milestones``; ``cosine``: to zero at the last epoch;
+    ``plateau`` (language models): multiply by ``gamma`` when validation perplexity improved
+    by less than ``min_improvement``."""
+
+    name: str = "step"
+    milestones: list[int] = field(default_factory=list)
+    gamma: float = 0.2
+    min_improvement: float = 0.0
+
+
+@dataclass(frozen=True)
+class AugmentConfig:
+    crop_padding: int = 0
+    hflip: bool = False
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    epochs: int = 10
+    batch_size: int = 128
+    eval_batch_size: int = 1000
+    optimizer: OptimizerConfig = field(default_factory=OptimizerConfig)
+    schedule: ScheduleConfig = field(default_factory=ScheduleConfig)
+    augment: AugmentConfig = field(default_factory=AugmentConfig)
+    bptt: int = 35
+    clip_grad_norm: float = 0.0
+    device: str = "auto"
+    precision: str = "auto"
+    compile: bool = False
+    deterministic: bool = False
+    nproc: int = 1
+    eval_every: int = 1  # evaluate every k epochs; the last epoch always
+
+
+@dataclass(frozen=True)
+class KDConfig:
+    mode: str = "ban"
+    label_weight: float = 0.0
+    temperature: float = 1.0
+
+
+LABELS_ONLY = KDConfig(mode="none")  # the teacher's objective: cross-entropy to the labels
+
+
+@dataclass(frozen=True)
+class StudentConfig:
+    teacher: str
+    model: dict[str, Any] | None = None
+    seed: int | None = None
+    kd: dict[str, Any] | None = None  # entries laid over the global kd, e.g. {mode: none} for a control
+
+
+@dataclass(frozen=True)
+class EnsembleConfig:
+    members: list[str] | None = None
+    include_teacher: bool = False
+
+
+@dataclass(frozen=True)
+class Params:
+    seed: int = 0
+    data: DataConfig = field(default_factory=DataConfig)
+    model: dict[str, Any] = field(default_factory=lambda: {"arch": "resnet"})
+    train: TrainConfig = field(default_factory=TrainConfig)
+    kd: KDConfig = field(default_factory=KDConfig)
+    students: dict[str, StudentConfig] = field(default_factory=dict)
+    ensemble: EnsembleConfig = field(default_factory=EnsembleConfig)
+
+    def generations(self) -> list[str]:
+        """The teacher first, then every student after its own teacher."""
+        order, placed = [TEACHER], {TEACHER}
+        pending = dict(self.students)
+        while pending:
+            ready = [name for name, s in pending.items() if s.teacher in placed]
+            if not ready:  # a cycle: validate() reports it
+                break
+            for name in ready:
+                order.append(name)
+                placed.add(name)
+                del pending[name]
+        return order
+
+    def generation(self, name: str) -> Generation:
+        if name == TEACHER:
+            return Generation(TEACHER, None, self.model, derive_seed(self.seed, TEACHER), 0)
+        if name not in self.students:
+            raise ConfigError(f"unknown generation {name!r}; known: {', '.join(self.generations())}")
+        student = self.students[name]
+        parent = self.generation(student.teacher)
+        seed = student.seed if student.seed is not None else derive_seed(self.seed, name)
+        return Generation(name, student.teacher, student_model(self.model, student.model), seed,
+                          parent.depth + 1)
+
+    def generation_kd(self, name: str) -> KDConfig:
+        """The objective of generation ``name``: one chain can hold BAN, CWTM, DKPP and control students."""
+        if name == TEACHER:
+            return LABELS_ONLY
+        override = self.students[name].kd
+        if not override:
+            return self.kd
+        return parse(KDConfig, {**dataclasses.asdict(self.kd), **override}, f"students.{name}.kd")
+
+    def main_chain(self) -> list[str]:
+        """gen1, gen2, ...: each ``genK`` learning from ``gen{K-1}``, in training order. Students with
+        other names (a BAN+L, CWTM, DKPP or control student beside the chain) are not part of it."""
+        chain: list[str] = []
+        while True:
+            name, teacher = f"gen{len(chain) + 1}", chain[-1] if chain else TEACHER
+            if name not in self.students or self.students[name].teacher != teacher:
+                return chain
+            chain.append(name)
+
+    def ensemble_members(self) -> list[str]:
+        """``ensemble.members``, or the main chain when it is null; the teacher first if included."""
+        members = list(self.ensemble.members) if self.ensemble.members else self.main_chain()
+        if self.ensemble.include_teacher and TEACHER not in members:
+            members.insert(0, TEACHER)
+        return members
+
+
+@dataclass(frozen=True)
+class Generation:
+    """One network of the chain: its teacher (None for gen0), architecture and seed."""
+
+    name: str
+    teacher: str | None
+    model: dict[str, Any]
+    seed: int
+    depth: int
+
+    @property
+    def arch(self) -> str:
+        return self.model["arch"]
+
+    @property
+    def options(self) -> dict[str, Any]:
+        return {k: v for k, v in self.model.items() if k != "arch"}
+
+
+def derive_seed(seed: int, name: str) -> int:
+    """A distinct, stable seed per generation: new random initialisation, same recipe."""
+    return seed * 100_003 + zlib.crc32(name.encode()) % 100_000
+
+
+def student_model(base: dict[str, Any], override: dict[str, Any] | None) -> dict[str, Any]:
+    """A student's ``model`` naming an ``arch`` replaces the base model; otherwise it adjusts it."""
+    if not override:
+        return dict(base)
+    if "arch" in override and override["arch"] != base.get("arch"):
+        return dict(override)
+    return {**base, **override}
+
+
+def load_params(path: str | Path = "params.yaml") -> Params:
+    path = Path(path)
+    if not path.exists():
+        raise ConfigError(f"{path}: file not found (run from the project root)")
+    try:
+        raw = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as error:
+        mark = getattr(error, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        problem = getattr(error, "problem", None) or "invalid YAML"
+        raise ConfigError(f"{path}: YAML syntax error{where}: {problem}") from None
+    return params_from_mapping(raw)
+
+
+def params_from_mapping(raw: Any) -> Params:
+    params = parse(Params, raw, "")
+    validate(params)
+    return params
+
+
+def validate(params: Params) -> None:
+    """Semantic checks that types alone cannot express."""
+    _check_choice("train.schedule.name", params.train.schedule.name, SCHEDULES)
+    _check_choice("train.device", params.train.device, DEVICES)
+    _check_choice("train.precision", params.train.precision, PRECISIONS)
+    for key, value in (("train.epochs", params.train.epochs), ("train.batch_size", params.train.batch_size),
+                       ("train.eval_batch_size", params.train.eval_batch_size),
+                       ("train.bptt", params.train.bptt), ("train.nproc", params.train.nproc),
+                       ("train.eval_every", params.train.eval_every)):
+        if value <= 0:
+            raise ConfigError(f"{key}: must be positive, got {value}")
+    for key in ("train_subset", "validation", "image_size"):
+        value = getattr(params.data, key)
+        if value is not None and value <= 0:
+            raise ConfigError(f"data.{key}: must be null or positive, got {value}")
+    if not 0 < params.data.test_fraction < 1:
+        raise ConfigError(f"data.test_fraction: must be between 0 and 1, got {params.data.test_fraction}")
+    _check_kd("kd", params.kd)
+    for name in params.students:
+        _check_kd(f"students.{name}.kd", params.generation_kd(name))
+    if params.train.schedule.name == "plateau" and params.train.eval_every != 1:
+        raise ConfigError("train.eval_every: the plateau schedule decides after every epoch on the "
+                          f"validation split; set it to 1 (got {params.train.eval_every})")
+    _check_graph(params)
+
+
+def _check_choice(key: str, value: str, valid: Any) -> None:
+    if value not in valid:
+        raise ConfigError(f"{key}: unknown value {value!r}; valid: {', '.join(valid)}")
+
+
+def _check_kd(key: str, kd: KDConfig) -> None:
+    """The settings every objective shares; the mode and its own checks belong to the objective."""
+    if kd.temperature <= 0:
+        raise ConfigError(f"{key}.temperature: must be positive, got {kd.temperature}")
+    if kd.label_weight < 0:
+        raise ConfigError(f"{key}.label_weight: must be >= 0, got {kd.label_weight}")
+
+
+def _check_graph(params: Params) -> None:
+    if TEACHER in params.students:
+        raise ConfigError(f"students.{TEACHER}: {TEACHER} is the teacher and cannot be a student")
+    known = {TEACHER, *params.students}
+    for name, student in params.students.items():
+        if student.teacher not in known:
+            raise ConfigError(f"students.{name}.teacher: {student.teacher!r} is not a generation; "
+                              f"known: {', '.join(sorted(known))}")
+    for name in params.students:
+        seen = [name]
+        while seen[-1] != TEACHER:
+            seen.append(params.students[seen[-1]].teacher)
+            if seen[-1] in seen[:-1]:
+                raise ConfigError(f"students.{name}.teacher: cycle {' -> '.join(seen)}")
+    for member in params.ensemble_members():
+        if member not in known:
+            raise ConfigError(f"ensemble.members: {member!r} is not a generation; "
+                              f"known: {', '.join(sorted(known))}")
+    if params.students and not params.ensemble_members():
+        raise ConfigError("ensemble.members: null stands for the chain gen1, gen2, ... (each genK learning "
+                          "from gen{K-1}), and no student gen1 learns from gen0: list the members")

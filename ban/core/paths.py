@@ -1,0 +1,41 @@
+"""Where stages read and write: one place, matching the outs in dvc.yaml."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from ban.core.config import TEACHER
+
+PARAMS = Path("params.yaml")
+PREPARED = Path("data/prepared")
+ENSEMBLE = Path("ensemble/predictions.pt")
+SUMMARY = Path("metrics/summary.json")
+RESULTS_TABLE = Path("reports/results.md")
+GENERATIONS_FIGURE = Path("reports/generations.png")
+ANALYSIS_FIGURE = Path("reports/gradients.png")
+
+
+def model_path(generation: str) -> Path:
+    return Path("models") / f"{generation}.pt"
+
+
+def predictions_path(generation: str) -> Path:
+    return Path("preds") / f"{generation}.pt"
+
+
+def metrics_path(name: str) -> Path:
+    return Path("metrics") / f"{name}.json"
+
+
+def live_dir(generation: str) -> Path:
+    return Path("dvclive") / generation
+
+
+def state_path(generation: str) -> Path:
+    """Per-epoch training state for resuming; a persistent DVC output."""
+    return Path("state") / f"{generation}.pt"
+
+
+def stage_name(generation: str) -> str:
+    """The dvc.yaml stage that makes a generation's files."""
+    return "teacher" if generation == TEACHER else f"student@{generation}"

@@ -1,0 +1,56 @@
+"""Datasets (``data.name``): each module of this package registers the datasets it reads.
+
+A dataset declares its task (``ban.tasks``), how it is prepared from ``data.root`` into the
+prepared format, the params it refuses, and the facts cost estimates need without reading it
+(example shape, published sizes). The ``prepare`` stage is the only stage that imports this
+package: the train stages read the prepared data and never depend on how it was made.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from ban.core.config import DataConfig, Params
+from ban.core.registry import Registry
+from ban.data.prepared import Prepared
+
+
+@dataclass(frozen=True)
+class DataFacts:
+    """What building and costing a network needs to know of a dataset, without reading it."""
+
+    shape: tuple[int, ...]  # one example: C x H x W, or (tokens,) for one language-model window
+    data_arguments: dict[str, Any]  # what network builders take from the data (classes, vocabulary)
+    train_examples: int  # images or tokens per epoch
+    eval_examples: int  # evaluated at each evaluation
+
+
+def accept(data: DataConfig) -> None:
+    """The params check of a dataset that accepts every setting."""
+
+
+@dataclass(frozen=True)
+class Dataset:
+    name: str
+    task: str  # a name in ban.tasks
+    reads: str  # what it reads from data.root, for listings
+    prepare: Callable[[DataConfig], Prepared]
+    facts: Callable[[Params], DataFacts | None]  # None: sizes unknown until read (the user's own data)
+    check: Callable[[DataConfig], None] = accept  # ConfigError naming the data.* key it refuses
+
+
+DATASETS: Registry[Dataset] = Registry("dataset", "ban.datasets")
+
+
+def dataset_of(data: DataConfig) -> Dataset:
+    """The registered dataset ``data.name``, after its own check of the ``data`` settings."""
+    dataset = DATASETS.get(data.name, "data.name")
+    dataset.check(data)
+    return dataset
+
+
+def prepare_dataset(data: DataConfig) -> Prepared:
+    """Read (and, when asked, download) ``data.name`` into the prepared format."""
+    return dataset_of(data).prepare(data)

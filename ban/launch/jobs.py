@@ -1,0 +1,215 @@
+"""One job of a study, run where Ray placed it: a fresh clone, the DVC commands, the exchange of results.
+
+Every job clones the study's commit from the git remote into a folder of its own (DVC's repository
+lock forbids two runs in one workspace), so a job behaves the same on the driver's host or on any
+other. Outputs travel through DVC: in *remote* mode each clone keeps its own cache and takes the
+shared stages from the DVC remote (``--run-cache``), as on another host; in *shared-cache* mode (one
+host) every clone uses the repository's cache directly. Results go back as DVC experiments pushed
+to the git remote. Nothing is pushed unless the run succeeded, outputs before the run-cache entries
+that point to them, so a cancelled job leaves nothing half-written in the remotes.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ban.core.paths import PARAMS, SUMMARY
+from ban.launch.plan import Job
+
+KILLED = re.compile(r"exited with (-\d+|13[07]|143)\b")  # a signal, or the exit code a shell gives it
+ERROR_LINE = re.compile(r"^(?:error|ERROR): (.*)$")
+TERMINATE_GRACE_S = 30
+
+
+@dataclass(frozen=True)
+class Settings:
+    """What every job of a study needs to know; the same on every host."""
+
+    git_remote: str  # where the commit is cloned from and experiments are pushed to
+    commit: str
+    work_root: str  # each job's clone goes in a folder of its own under it
+    log_dir: str
+    dvc_remote: str | None = None  # remote mode: a DVC remote URL or path
+    shared_cache: str | None = None  # shared-cache mode: the cache every clone uses
+    state_dir: str | None = None  # BAN_STATE_DIR for the train stages: where retries find their state
+    cpus: int = 1
+    gpu_ids: tuple[str, ...] = ()
+
+
+@dataclass
+class JobResult:
+    name: str
+    overrides: tuple[str, ...]
+    ok: bool
+    seconds: float = 0.0
+    error: str = ""  # one line
+    metrics: dict[str, dict[str, Any]] = field(default_factory=dict)  # metrics/summary.json
+    host: str = ""
+    stage: str | None = None
+
+
+class StageKilled(RuntimeError):
+    """A stage process died from a signal (pre-emption, OOM killer, SIGKILL): worth retrying."""
+
+
+def run_job(job: Job, settings: Settings, upstream: list[JobResult]) -> JobResult:
+    """Run ``job`` after the jobs it needs; a failure is a result, a killed stage an exception."""
+    started = time.monotonic()
+    result = JobResult(job.name, job.overrides, ok=False, host=socket.gethostname(), stage=job.stage)
+    failed = [done for done in upstream if not done.ok]
+    if failed:
+        result.error = f"not run: shared stage {failed[0].stage} failed ({failed[0].error})"
+        return result
+    workdir = Path(settings.work_root) / job.name
+    log_path = Path(settings.log_dir) / f"{job.name}.log"
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    with open(log_path, "a") as log:
+        log.write(f"=== {job.name} on {result.host}, {time.strftime('%Y-%m-%d %H:%M:%S')}\n")
+        log.flush()
+        runner = Runner(workdir, log, environment(settings))
+        try:
+            clone(runner, settings)
+            run_commands(runner, job, settings)
+            if job.is_experiment:
+                result.metrics = json.loads((workdir / SUMMARY).read_text())
+        except CommandFailed as failure:
+            if KILLED.search(failure.output):
+                raise StageKilled(f"{job.name}: {failure.line}") from None
+            result.error = failure.line
+            result.seconds = time.monotonic() - started
+            return result
+    shutil.rmtree(workdir, ignore_errors=True)
+    result.ok, result.seconds = True, time.monotonic() - started
+    return result
+
+
+def clone(runner: Runner, settings: Settings) -> None:
+    """A fresh clone of the study's commit, with the cache and remote of the study's mode."""
+    shutil.rmtree(runner.workdir, ignore_errors=True)
+    runner.workdir.parent.mkdir(parents=True, exist_ok=True)
+    runner.run("git", "clone", "--quiet", "--no-checkout", settings.git_remote, str(runner.workdir), cwd=None)
+    try:
+        runner.run("git", "checkout", "--quiet", settings.commit)
+    except CommandFailed:
+        raise CommandFailed(f"commit {settings.commit[:12]} is not in {settings.git_remote}: push it there "
+                            "first", "") from None
+    if settings.shared_cache:
+        runner.dvc("cache", "dir", "--local", settings.shared_cache)
+    if settings.dvc_remote:
+        runner.dvc("remote", "add", "--local", "--default", "--force", "study", settings.dvc_remote)
+
+
+def run_commands(runner: Runner, job: Job, settings: Settings) -> None:
+    remote = settings.shared_cache is None
+    if remote:
+        fetch_run_cache(runner)
+    if job.is_experiment:
+        sets = [argument for override in job.overrides for argument in ("--set-param", override)]
+        runner.dvc("exp", "run", "--pull", "--name", job.name, *sets)
+        runner.dvc("exp", "push", *(["--run-cache"] if remote else ["--no-cache"]), "origin", job.name)
+        return
+    from dvc.utils.hydra import apply_overrides
+
+    apply_overrides(runner.workdir / PARAMS, list(job.overrides))
+    runner.dvc("repro", "--pull", job.stage)
+    if remote:  # the outputs first, then the run-cache entries that point to them
+        runner.dvc("push", "--with-deps", job.stage)
+        runner.dvc("push", "--run-cache", "--with-deps", job.stage)
+
+
+def fetch_run_cache(runner: Runner) -> None:
+    """The remote's run-cache entries (not the outputs: ``--pull`` fetches those a stage restores)."""
+    from dvc.repo import Repo
+
+    with Repo(str(runner.workdir)) as repo:
+        fetched = repo.stage_cache.pull(None)
+    runner.log.write(f"fetched {len(fetched)} run-cache entries\n")
+    runner.log.flush()
+
+
+def environment(settings: Settings) -> dict[str, str]:
+    """The job's processes: this Python first on PATH, the CPU threads and GPUs Ray gave the job, the
+    shared state folder, and no DVC telemetry."""
+    env = dict(os.environ, DVC_NO_ANALYTICS="1", PYTHONUNBUFFERED="1", OMP_NUM_THREADS=str(settings.cpus),
+               CUDA_VISIBLE_DEVICES=",".join(settings.gpu_ids))
+    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
+    if settings.state_dir:
+        env["BAN_STATE_DIR"] = settings.state_dir
+    for variable, value in (("GIT_AUTHOR_NAME", "ban study"), ("GIT_AUTHOR_EMAIL", "ban-study@localhost")):
+        env.setdefault(variable, value)
+        env.setdefault(variable.replace("AUTHOR", "COMMITTER"), value)
+    return env
+
+
+class CommandFailed(Exception):
+    def __init__(self, line: str, output: str) -> None:
+        super().__init__(line)
+        self.line, self.output = line, output
+
+
+class Runner:
+    """Runs the job's commands in its clone, appending their output to the job's log."""
+
+    def __init__(self, workdir: Path, log: Any, env: dict[str, str]) -> None:
+        self.workdir, self.log, self.env = workdir, log, env
+
+    def dvc(self, *arguments: str) -> str:
+        return self.run(sys.executable, "-m", "dvc", *arguments)
+
+    def run(self, *command: str, cwd: Path | None | str = "") -> str:
+        """Run ``command`` to its end; on cancellation (KeyboardInterrupt from Ray) stop it first.
+
+        The command runs in a session of its own, so that stopping it reaches the stage processes
+        DVC started: SIGTERM first (a train stage then saves its epoch and exits), SIGKILL if it lingers.
+        """
+        self.log.write(f"$ {' '.join(command)}\n")
+        self.log.flush()
+        directory = self.workdir if cwd == "" else cwd
+        process = subprocess.Popen(command, cwd=directory, env=self.env, stdout=subprocess.PIPE,
+                                   stderr=subprocess.STDOUT, text=True, start_new_session=True)
+        lines = []
+        try:
+            for line in process.stdout:
+                lines.append(line)
+                self.log.write(line)
+                self.log.flush()
+            process.wait()
+        except BaseException:
+            stop(process)
+            raise
+        output = "".join(lines)
+        if process.returncode != 0:
+            raise CommandFailed(error_line(output, command, process.returncode), output)
+        return output
+
+
+def stop(process: subprocess.Popen[str]) -> None:
+    for sig, wait in ((signal.SIGTERM, TERMINATE_GRACE_S), (signal.SIGKILL, None)):
+        try:
+            os.killpg(process.pid, sig)
+            process.wait(timeout=wait)
+            return
+        except ProcessLookupError:
+            return
+        except subprocess.TimeoutExpired:
+            continue
+
+
+def error_line(output: str, command: tuple[str, ...], status: int) -> str:
+    """The stage's own one-line error if it printed one, else DVC's, else the command and its status."""
+    errors = [match.group(1) for line in output.splitlines() if (match := ERROR_LINE.match(line.strip()))]
+    ours = [line for line in errors if not line.startswith("failed to reproduce")]
+    if ours or errors:
+        return (ours or errors)[-1]
+    return f"{' '.join(command[-3:])} exited with {status}"

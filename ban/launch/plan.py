@@ -1,0 +1,205 @@
+"""A study's experiments, and the stages they share.
+
+The grid uses the syntax of ``dvc exp run -S`` (DVC's own parser expands it): ``seed=range(0,5)``,
+``kd.mode=ban,cwtm``, ``+students.gen3={teacher: gen2}``. Each experiment's params are checked as
+the stages would check them before anything runs. A stage is shared when several experiments would
+run it with the same command, the same params values and the same upstream work: it then becomes a
+job of its own, run once, and the experiments that need it wait for it and take its outputs from
+DVC's run-cache instead of running it again.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+import shutil
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from ban.core.config import params_from_mapping
+from ban.core.errors import BanError, ConfigError
+from ban.core.paths import PARAMS
+from ban.validation import validate_everything
+
+
+@dataclass(frozen=True)
+class Experiment:
+    name: str
+    overrides: tuple[str, ...]  # concrete ``-S`` values, as ``dvc exp run -S`` takes them
+
+
+@dataclass(frozen=True)
+class Rejected:
+    """An experiment of the grid whose params are invalid: reported, never run."""
+
+    name: str
+    overrides: tuple[str, ...]
+    error: str
+
+
+@dataclass(frozen=True)
+class Stage:
+    address: str  # as dvc.yaml names it: "teacher", "student@gen1"
+    key: str  # the same for the same command, params values and upstream work
+
+
+@dataclass(frozen=True)
+class Job:
+    """One unit of work in its own clone: a shared stage (``dvc repro``) or a whole experiment."""
+
+    name: str
+    overrides: tuple[str, ...]
+    stage: str | None  # the shared stage to reproduce; None: the experiment (``dvc exp run``)
+    needs: tuple[str, ...]  # jobs whose outputs this one takes from the run-cache
+
+    @property
+    def is_experiment(self) -> bool:
+        return self.stage is None
+
+
+def expand_grid(overrides: list[str]) -> list[tuple[str, ...]]:
+    """Every combination of the sweep overrides, expanded exactly as ``dvc exp run --queue -S`` does."""
+    from dvc.exceptions import DvcException
+    from dvc.utils.cli_parse import to_path_overrides
+    from dvc.utils.hydra import get_hydra_sweeps
+
+    by_file = to_path_overrides(overrides)
+    others = sorted(set(by_file) - {str(PARAMS)})
+    if others:
+        raise ConfigError(f"-S: only {PARAMS} is a params file here, not {', '.join(others)}")
+    if not by_file:
+        return [()]
+    try:
+        sweeps = get_hydra_sweeps(by_file)
+    except (DvcException, ValueError) as error:
+        raise ConfigError(f"-S: {error}") from None
+    return [tuple(sweep[str(PARAMS)]) for sweep in sweeps]
+
+
+def experiment_name(prefix: str, index: int, overrides: tuple[str, ...]) -> str:
+    """``<prefix>-<index>-<overrides>``, made of the characters a git reference may hold."""
+    slug = re.sub(r"[^A-Za-z0-9]+", "_", "-".join(overrides)).strip("_")
+    return f"{prefix}-{index:02d}" + (f"-{slug[:60]}" if slug else "")
+
+
+def plan_study(root: Path, grid: list[tuple[str, ...]], prefix: str) -> tuple[list[Job], list[Rejected]]:
+    """The jobs of a study (shared stages first, then experiments) and the experiments refused."""
+    experiments, rejected = [], []
+    stages: dict[str, list[Stage]] = {}
+    with scratch_repository(root) as scratch:
+        for index, overrides in enumerate(grid, start=1):
+            name = experiment_name(prefix, index, overrides)
+            try:
+                stages[name] = resolve_stages(scratch, overrides)
+            except BanError as error:
+                rejected.append(Rejected(name, overrides, str(error)))
+                continue
+            experiments.append(Experiment(name, overrides))
+    return shared_jobs(experiments, stages), rejected
+
+
+def shared_jobs(experiments: list[Experiment], stages: dict[str, list[Stage]]) -> list[Job]:
+    """A job per stage that two or more experiments share, then one job per experiment."""
+    users: dict[str, list[str]] = {}
+    for experiment in experiments:
+        for stage in stages[experiment.name]:
+            users.setdefault(stage.key, []).append(experiment.name)
+    by_name = {experiment.name: experiment for experiment in experiments}
+    jobs: dict[str, Job] = {}  # by stage key, in the order of the first experiment's pipeline
+    for experiment in experiments:
+        upstream: list[str] = []
+        for stage in stages[experiment.name]:
+            if len(users[stage.key]) < 2:
+                continue
+            if stage.key not in jobs:
+                first = by_name[users[stage.key][0]]
+                name = f"shared-{stage.address.replace('@', '-')}-{stage.key[:8]}"
+                jobs[stage.key] = Job(name, first.overrides, stage.address, tuple(upstream))
+            upstream.append(jobs[stage.key].name)
+    shared = list(jobs.values())
+    needs = {experiment.name: tuple(jobs[stage.key].name for stage in stages[experiment.name]
+                                    if stage.key in jobs) for experiment in experiments}
+    return shared + [Job(e.name, e.overrides, None, needs[e.name]) for e in experiments]
+
+
+@contextmanager
+def scratch_repository(root: Path) -> Iterator[Path]:
+    """A throwaway DVC repository holding the study's ``dvc.yaml``, to resolve its stages per params."""
+    with tempfile.TemporaryDirectory(prefix="ban-plan-") as directory:
+        scratch = Path(directory)
+        for name in ("dvc.yaml", str(PARAMS)):
+            shutil.copy(root / name, scratch / name)
+        (scratch / ".dvc").mkdir()
+        (scratch / ".dvc" / "config").write_text("[core]\n    no_scm = true\n    analytics = false\n")
+        yield scratch
+
+
+def resolve_stages(scratch: Path, overrides: tuple[str, ...]) -> list[Stage]:
+    """The stages ``dvc exp run -S overrides`` would run, each with its key; the params checked first."""
+    from dvc.dependency.param import ParamsDependency
+    from dvc.exceptions import DvcException
+    from dvc.repo import Repo
+    from dvc.utils.hydra import apply_overrides
+
+    params_file = scratch / PARAMS
+    original = params_file.read_bytes()
+    try:
+        try:
+            apply_overrides(params_file, list(overrides))
+        except DvcException as error:
+            cause = error.__cause__ or error
+            raise ConfigError(f"-S {' '.join(overrides)}: {str(cause).splitlines()[0]}") from None
+        validate_everything(params_from_mapping(yaml.safe_load(params_file.read_text())))
+        repo = Repo(str(scratch))
+        try:
+            pipeline = list(repo.index.stages)
+            producers = {out.def_path: stage.name for stage in pipeline for out in stage.outs}
+            found: dict[str, Any] = {}
+            for stage in _upstream_first(pipeline, producers):
+                params = {key: value for dep in stage.deps if isinstance(dep, ParamsDependency)
+                          for key, value in sorted(dep.read_params().items())}
+                inputs = sorted(found[producer] if producer else path for path in
+                                (dep.def_path for dep in stage.deps if not isinstance(dep, ParamsDependency))
+                                for producer in _producers(path, producers))
+                key = hashlib.sha256(json.dumps([stage.cmd, params, inputs], sort_keys=True,
+                                                default=str).encode()).hexdigest()
+                found[stage.name] = key
+        finally:
+            repo.close()
+        return [Stage(address, key) for address, key in found.items()]
+    finally:
+        params_file.write_bytes(original)
+
+
+def _producers(path: str, producers: dict[str, str]) -> list[str]:
+    """The stages whose outputs a dependency covers (a folder covers every output inside it); for a
+    file no stage makes (code), the empty name, which stands for the path itself."""
+    made = sorted({stage for out, stage in producers.items()
+                   if out == path or out.startswith(f"{path}/") or path.startswith(f"{out}/")})
+    return made or [""]
+
+
+def _upstream_first(pipeline: list[Any], producers: dict[str, str]) -> list[Any]:
+    """The stages in an order where each comes after the stages whose outputs it reads."""
+    by_address = {stage.name: stage for stage in pipeline}
+    ordered: list[Any] = []
+
+    def visit(stage: Any) -> None:
+        if stage in ordered:
+            return
+        for dep in stage.deps:
+            for producer in _producers(dep.def_path, producers):
+                if producer and producer != stage.name:
+                    visit(by_address[producer])
+        ordered.append(stage)
+
+    for stage in pipeline:
+        visit(stage)
+    return ordered

@@ -1,0 +1,107 @@
+"""Training objectives (``kd.mode``): each module of this package registers one.
+
+An objective declares its name, whether it needs a teacher, whether ``kd.label_weight`` adds a
+label term to it (BAN+L), its own settings checks, and its loss terms. The engine asks
+:func:`loss_terms` for the named terms of a batch and sums them; the stages never test a mode
+by name. To add an objective, add a module here that calls ``OBJECTIVES.register``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import torch
+import torch.distributed as dist
+import torch.nn.functional as F
+from torch import Tensor
+
+from ban.core.config import KDConfig
+from ban.core.registry import Registry
+from ban.objectives.functional import scaled
+
+
+@dataclass(frozen=True)
+class Shard:
+    """Where one process's examples sit in the global batch, so that objectives that look across
+    the batch (normalised weights, per-example random draws) give what one process would."""
+
+    global_size: int
+    positions: Tensor | None = None  # indices into the global batch; None: the whole batch
+    world: int = 1
+
+    def total(self, value: Tensor) -> Tensor:
+        """The sum of ``value`` over every process (no gradient flows through it)."""
+        if self.world == 1:
+            return value
+        summed = value.detach().clone()
+        dist.all_reduce(summed)
+        return summed
+
+    def rand(self, columns: int, generator: torch.Generator | None, device: torch.device) -> Tensor:
+        """Uniform draws for this process's examples, drawn for the whole global batch."""
+        draws = torch.rand(self.global_size, columns, generator=generator, device=device)
+        return draws if self.positions is None else draws[self.positions]
+
+
+class StepInputs:
+    """What an objective sees of one batch: student and teacher logits (N x C), targets (N), the
+    settings, a random generator and the shard. Log-probabilities are computed once per
+    temperature and shared by every term (on a 10,000-word vocabulary each pass counts)."""
+
+    def __init__(self, logits: Tensor, targets: Tensor, teacher_logits: Tensor | None, kd: KDConfig, *,
+                 generator: torch.Generator | None = None, shard: Shard | None = None) -> None:
+        self.logits, self.targets, self.teacher_logits, self.kd = logits, targets, teacher_logits, kd
+        self.generator = generator
+        self.shard = shard or Shard(len(targets))
+        self._log_probs: dict[float, Tensor] = {}
+
+    @property
+    def teacher(self) -> Tensor:
+        if self.teacher_logits is None:
+            raise ValueError(f"kd.mode {self.kd.mode!r} needs teacher logits")
+        return self.teacher_logits
+
+    def log_probs(self, temperature: float = 1.0) -> Tensor:
+        if temperature not in self._log_probs:
+            self._log_probs[temperature] = F.log_softmax(scaled(self.logits, temperature), dim=1)
+        return self._log_probs[temperature]
+
+    def label_cross_entropy(self) -> Tensor:
+        """Batch-mean cross-entropy to the labels, from the shared log-probabilities at T = 1."""
+        return F.nll_loss(self.log_probs(), self.targets)
+
+
+def accept(kd: KDConfig, key: str) -> None:
+    """The settings check of an objective that accepts every setting."""
+
+
+@dataclass(frozen=True)
+class Objective:
+    name: str
+    summary: str  # one line: what the student learns from
+    needs_teacher: bool
+    adds_label_term: bool  # kd.label_weight > 0 adds label_weight * CE(z, y) (BAN+L)
+    terms: Callable[[StepInputs], dict[str, Tensor]]  # named loss terms; the training loss is their sum
+    check: Callable[[KDConfig, str], None] = field(default=accept)  # ConfigError naming ``key.<setting>``
+
+
+OBJECTIVES: Registry[Objective] = Registry("objective", "ban.objectives")
+
+
+def objective_of(kd: KDConfig, key: str = "kd") -> Objective:
+    return OBJECTIVES.get(kd.mode, f"{key}.mode")
+
+
+def check_kd(kd: KDConfig, key: str) -> None:
+    """The mode exists and accepts these settings."""
+    objective_of(kd, key).check(kd, key)
+
+
+def loss_terms(inputs: StepInputs) -> dict[str, Tensor]:
+    """Named loss terms of one batch: the objective's own, then the weighted label term of BAN+L."""
+    objective = objective_of(inputs.kd)
+    terms = objective.terms(inputs)
+    if objective.adds_label_term and inputs.kd.label_weight > 0:
+        terms["label"] = inputs.kd.label_weight * inputs.label_cross_entropy()
+    return terms

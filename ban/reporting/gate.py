@@ -1,0 +1,92 @@
+"""Compare a run's headline metrics with another revision's and decide whether it regressed.
+
+``dvc metrics diff`` shows changes but always exits 0; CI needs a verdict. The gate fails closed:
+besides a metric that got worse by more than the tolerance, a headline metric that is no longer a
+finite number, and a generation or ensemble that disappeared, fail it too.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+from ban.tasks import headline_metrics
+
+FAILING = ("regressed", "not finite", "missing")
+
+
+@dataclass
+class Change:
+    name: str
+    metric: str
+    before: float | None  # None: absent at the revision
+    after: float | None  # None: absent now; NaN and infinities are kept as they are
+    lower_is_better: bool = True
+
+    @property
+    def delta(self) -> float | None:
+        if not _finite(self.before) or not _finite(self.after):
+            return None
+        return self.after - self.before
+
+    def verdict(self, tolerance: float) -> str:
+        if self.after is None:
+            return "missing" if _finite(self.before) else "removed"
+        if not _finite(self.after):
+            return "not finite"
+        if not _finite(self.before):
+            return "new"
+        worse = self.delta if self.lower_is_better else -self.delta
+        return "regressed" if worse > tolerance else "ok"
+
+    def fails(self, tolerance: float) -> bool:
+        return self.verdict(tolerance) in FAILING
+
+    def reason(self, tolerance: float) -> str:
+        """One line saying why this change fails the gate."""
+        verdict = self.verdict(tolerance)
+        if verdict == "regressed":
+            return f"{self.name} {self.metric} {self.delta:+.2f} (beyond the tolerance {tolerance:g})"
+        if verdict == "not finite":
+            return f"{self.name} {self.metric} is {self.after} (was {_show(self.before)})"
+        return f"{self.name} {self.metric} is missing (was {_show(self.before)})"
+
+
+def compare(before: dict[str, dict[str, float]], after: dict[str, dict[str, float]]) -> list[Change]:
+    """One change per generation/ensemble and headline metric present on either side."""
+    changes = []
+    for name in list(after) + [n for n in before if n not in after]:
+        for metric, lower_is_better in headline_metrics().items():
+            old, new = _value(before.get(name, {}), metric), _value(after.get(name, {}), metric)
+            if old is not None or new is not None:
+                changes.append(Change(name, metric, old, new, lower_is_better))
+    return changes
+
+
+def markdown(changes: list[Change], revision: str, tolerance: float) -> str:
+    lines = [f"| name | metric | {revision} | current | change | verdict (tolerance {tolerance:g}) |",
+             "|---|---|---:|---:|---:|---|"]
+    for change in changes:
+        lines.append(f"| {change.name} | {change.metric} | {_show(change.before)} | {_show(change.after)} | "
+                     f"{_show(change.delta, signed=True)} | {change.verdict(tolerance)} |")
+    return "\n".join(lines)
+
+
+def _value(metrics: dict[str, object], metric: str) -> float | None:
+    """The metric as a float; a non-numeric value counts as NaN (not a usable number), absence as None."""
+    if metric not in metrics:
+        return None
+    value = metrics[metric]
+    return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else math.nan
+
+
+def _finite(value: float | None) -> bool:
+    return value is not None and math.isfinite(value)
+
+
+def _show(value: float | None, signed: bool = False) -> str:
+    if value is None:
+        return "-"
+    if not math.isfinite(value):
+        return str(value)
+    return f"{value:+.2f}" if signed else f"{value:.2f}"

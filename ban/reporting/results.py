@@ -1,0 +1,97 @@
+"""Results of a chain as a table (like the paper's Table 2) and figures, from saved predictions only."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import pandas as pd  # noqa: E402
+
+from ban.predictions import Predictions  # noqa: E402
+
+
+def agreement(a: Predictions, b: Predictions) -> float:
+    """Percent of examples on which two networks predict the same class."""
+    return float((a.argmax == b.argmax).double().mean() * 100)
+
+
+def results_table(generations: dict[str, dict[str, Any]],
+                  ensembles: dict[str, dict[str, Any]]) -> pd.DataFrame:
+    """One row per generation, then per ensemble; columns are the metrics present."""
+    rows = [{"name": name, "kind": "teacher" if not row.get("teacher") else "student", **row}
+            for name, row in generations.items()]
+    rows += [{"name": name, "kind": "ensemble", **row} for name, row in ensembles.items()]
+    return pd.DataFrame(rows).set_index("name")
+
+
+def write_markdown(table: pd.DataFrame, path: Path, title: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    shown = table.drop(columns=[c for c in table.columns if c.endswith("_nll")], errors="ignore")
+    counts = [c for c in ("params", "epochs") if c in shown.columns]
+    shown = shown.astype(dict.fromkeys(counts, "Int64"))
+    path.write_text(f"# {title}\n\n{shown.map(_cell).to_markdown(stralign='right', disable_numparse=True)}\n")
+
+
+def _cell(value: Any) -> str:
+    """Counts as integers, figures with two decimals, missing values blank."""
+    if pd.isna(value):
+        return ""
+    if isinstance(value, float):
+        return f"{value:.2f}"
+    return f"{value:,}" if isinstance(value, int) else str(value)
+
+
+def plot_generations(table: pd.DataFrame, metric: str, path: Path, title: str) -> None:
+    """The metric per generation, the teacher as a line, ensembles as separate markers."""
+    generations = table[table["kind"] != "ensemble"]
+    ensembles = table[table["kind"] == "ensemble"]
+    figure, axes = plt.subplots(figsize=(6, 4))
+    axes.plot(range(len(generations)), generations[metric], "o-", label="generations")
+    axes.axhline(generations[metric].iloc[0], color="grey", linestyle="--", label="teacher (gen0)")
+    if len(ensembles):
+        positions = [list(generations.index).index(f"gen{name[3:]}") if f"gen{name[3:]}" in generations.index
+                     else len(generations) + i for i, name in enumerate(ensembles.index)]
+        axes.plot(positions, ensembles[metric], "s", color="tab:red", label="ensembles (Ens*k)")
+        for x, (name, value) in zip(positions, ensembles[metric].items(), strict=True):
+            axes.annotate(name, (x, value), textcoords="offset points", xytext=(5, 5), fontsize=8)
+    axes.set_xticks(range(len(generations)), list(generations.index))
+    axes.set_ylabel(metric.replace("_", " ") + (" (%)" if metric.endswith("error") else ""))
+    axes.set_title(title)
+    axes.legend()
+    save_figure(figure, path)
+
+
+def plot_analysis(histories: dict[str, list[dict[str, Any]]], path: Path) -> None:
+    """The gradient decomposition (paper section 3.2) per epoch, one line per student.
+
+    A student keeps its colour in every panel; the legend sits in the training-error panel, the
+    only one that also holds the students without a teacher (controls).
+    """
+    panels = {"analysis/true_class_grad": "true-class part |q* - p*|",
+              "analysis/dark_knowledge_grad": "dark-knowledge part ||q - p|| (other classes)",
+              "analysis/teacher_true_prob": "teacher's p* (true class)",
+              "analysis/teacher_max_prob": "teacher's max p",
+              "analysis/cwtm_weight_std": "sd of N * CWTM weight",
+              "train/error": "training error (%)"}
+    colours = {name: f"C{index % 10}" for index, name in enumerate(histories)}
+    figure, grid = plt.subplots(2, 3, figsize=(12, 6))
+    for axes, (key, title) in zip(grid.flat, panels.items(), strict=True):
+        for name, history in histories.items():
+            points = [(row["epoch"], row[key]) for row in history if key in row]
+            if points:
+                axes.plot(*zip(*points, strict=True), color=colours[name], label=name)
+        axes.set_title(title, fontsize=10)
+        axes.set_xlabel("epoch")
+    grid.flat[-1].legend(fontsize=8)
+    save_figure(figure, path)
+
+
+def save_figure(figure: plt.Figure, path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    figure.tight_layout()
+    figure.savefig(path, dpi=120)
+    plt.close(figure)

@@ -1,0 +1,93 @@
+"""The repository files a module imports, transitively: the exact code a stage depends on.
+
+Read statically from the source, so the answer covers every path through the code (an import
+inside a function counts, whichever branch takes it). Importing ``a.b.c`` also runs
+``a/__init__.py`` and ``a/b/__init__.py``. A registry (``ban.core.registry.Registry(kind, "pkg")``)
+imports every module of its package, so code that creates one depends on all of them. Modules
+outside the repository (torch, dvc) are not followed.
+
+``dvc.yaml`` lists these files as each stage's dependencies (a test keeps the two equal), and a
+train stage's resume state is fingerprinted with the same files.
+"""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def module_files(module: str, root: Path = ROOT) -> list[Path]:
+    """Paths, relative to ``root``, of every repository file that running ``module`` may import."""
+    found: dict[str, Path] = {}
+    pending = [module]
+    while pending:
+        name = pending.pop()
+        if name in found:
+            continue
+        path = module_path(name, root)
+        if path is None:
+            continue
+        found[name] = path
+        parts = name.split(".")
+        pending += [".".join(parts[:end]) for end in range(1, len(parts))]
+        tree = ast.parse(path.read_text(), filename=str(path))
+        pending += imported_names(tree, name, path.name == "__init__.py")
+        for package in registry_packages(tree):
+            pending += [package, *package_modules(package, root)]
+    return sorted(path.relative_to(root) for path in found.values())
+
+
+def module_path(name: str, root: Path) -> Path | None:
+    """The file of module ``name`` inside ``root`` (a module file or a package's ``__init__.py``)."""
+    base = root.joinpath(*name.split("."))
+    for path in (base.with_suffix(".py"), base / "__init__.py"):
+        if path.is_file():
+            return path
+    return None
+
+
+def imported_names(tree: ast.AST, module: str, is_package: bool) -> list[str]:
+    """Every module an ``import`` or ``from ... import`` anywhere in ``tree`` may load.
+
+    ``from a import b`` names both ``a`` and ``a.b`` (``b`` may be a submodule); names that are
+    not modules simply resolve to no file.
+    """
+    names = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            names += [alias.name for alias in node.names]
+        elif isinstance(node, ast.ImportFrom):
+            base = _absolute(node, module, is_package)
+            names += [base, *(f"{base}.{alias.name}" for alias in node.names if alias.name != "*")]
+    return names
+
+
+def registry_packages(tree: ast.AST) -> list[str]:
+    """Packages named by ``Registry(kind, "package")`` calls: their modules all get imported."""
+    packages = []
+    for node in ast.walk(tree):
+        if not isinstance(node, ast.Call):
+            continue
+        function = node.func.attr if isinstance(node.func, ast.Attribute) else getattr(node.func, "id", "")
+        if function == "Registry" and len(node.args) >= 2 and isinstance(node.args[1], ast.Constant):
+            packages.append(str(node.args[1].value))
+    return packages
+
+
+def package_modules(package: str, root: Path) -> list[str]:
+    """The modules and subpackages directly inside ``package`` (what ``pkgutil.iter_modules`` lists)."""
+    directory = root.joinpath(*package.split("."))
+    modules = [path.stem for path in directory.glob("*.py") if path.name != "__init__.py"]
+    modules += [path.name for path in directory.iterdir() if (path / "__init__.py").is_file()]
+    return [f"{package}.{name}" for name in sorted(modules)]
+
+
+def _absolute(node: ast.ImportFrom, module: str, is_package: bool) -> str:
+    if not node.level:
+        return node.module or ""
+    parts = module.split(".")
+    anchor = parts if is_package else parts[:-1]
+    anchor = anchor[: len(anchor) - (node.level - 1)]
+    return ".".join([*anchor, *([node.module] if node.module else [])])

@@ -1,0 +1,84 @@
+"""Choose the training device and numeric precision from ``train.device``/``train.precision``."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+from collections.abc import Iterator
+
+import torch
+
+from ban.core.errors import ConfigError
+
+log = logging.getLogger(__name__)
+
+
+def resolve_device(requested: str) -> torch.device:
+    """``auto`` takes the best accelerator present; a missing one falls back to CPU with a log line."""
+    available = {"cuda": torch.cuda.is_available(), "mps": torch.backends.mps.is_available(), "cpu": True}
+    if requested == "auto":
+        requested = next(name for name in ("cuda", "mps", "cpu") if available[name])
+    elif not available.get(requested, False):
+        log.warning("train.device=%s is not available here: training on the CPU", requested)
+        requested = "cpu"
+    return torch.device(requested)
+
+
+def cpu_has_fast_bf16() -> bool:
+    """AMX or AVX512-BF16 make bf16 autocast about twice as fast as fp32 on the CPU."""
+    try:
+        flags = open("/proc/cpuinfo").read()
+    except OSError:
+        return False
+    return " amx_bf16" in flags or " avx512_bf16" in flags
+
+
+def resolve_precision(requested: str, device: torch.device) -> str:
+    if requested != "auto":
+        if requested == "bf16" and device.type == "mps":
+            raise ConfigError("train.precision: bf16 autocast is not supported on mps; use fp32")
+        return requested
+    if device.type == "cuda":
+        return "bf16" if torch.cuda.is_bf16_supported() else "fp32"
+    if device.type == "cpu":
+        return "bf16" if cpu_has_fast_bf16() else "fp32"
+    return "fp32"
+
+
+@contextlib.contextmanager
+def autocast(device: torch.device, precision: str) -> Iterator[None]:
+    if precision == "bf16":
+        with torch.autocast(device.type, dtype=torch.bfloat16):
+            yield
+    else:
+        yield
+
+
+def configure_determinism(enabled: bool) -> None:
+    """``train.deterministic``: bit-identical reruns on CUDA too, at a speed cost.
+
+    The CPU is deterministic either way. On CUDA this forbids cuDNN's autotuner
+    and nondeterministic kernels, and makes cuBLAS use fixed workspaces (the
+    variable must be set before the first CUDA matrix product).
+    """
+    if not enabled:
+        torch.backends.cudnn.benchmark = True  # batches keep one shape: let cuDNN time its kernels once
+        return
+    os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+    torch.use_deterministic_algorithms(True)
+    torch.backends.cudnn.deterministic = True
+    torch.backends.cudnn.benchmark = False
+
+
+@contextlib.contextmanager
+def explain_nondeterminism() -> Iterator[None]:
+    """Name the operation that ``train.deterministic`` refuses, in one line instead of a traceback."""
+    try:
+        yield
+    except RuntimeError as error:
+        operation, found, _ = str(error).partition(" does not have a deterministic implementation")
+        if not found:
+            raise
+        raise ConfigError(f"train.deterministic: the network uses {operation}, which has no deterministic "
+                          "implementation on this device; set train.deterministic: false") from None

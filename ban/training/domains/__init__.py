@@ -1,0 +1,1 @@
+"""One module per task: how its prepared data becomes batches, logits and predictions."""

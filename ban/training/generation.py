@@ -1,0 +1,205 @@
+"""Train one generation of the chain end to end and write its files.
+
+This is the body of the ``teacher`` and ``student@genK`` stages: build the
+network, load the frozen teacher, resume from saved state when it matches,
+train with per-epoch logging and state saving, then write the checkpoint, the
+test-set predictions and the metrics.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from ban.core.config import Generation, Params
+from ban.core.errors import BanError, DataError
+from ban.core.files import save_json, save_torch
+from ban.core.paths import PREPARED, live_dir, metrics_path, model_path, predictions_path, stage_name
+from ban.data.prepared import TENSORS_FILE, load_prepared
+from ban.nets import build_model, count_parameters
+from ban.objectives import objective_of
+from ban.tasks import TASKS
+from ban.training import interrupt
+from ban.training.checkpoint import load_model, save_model
+from ban.training.checks import check_data
+from ban.training.closure import ROOT
+from ban.training.device import (
+    configure_determinism,
+    explain_nondeterminism,
+    resolve_device,
+    resolve_precision,
+)
+from ban.training.distributed import Distributed, distribute, start_process_group, wait_for_all
+from ban.training.domain import Domain, make_domain
+from ban.training.engine import EpochReport, Trainer
+from ban.training.fingerprint import fingerprint
+from ban.training.state import load_state, remove_state, save_state, state_path
+
+log = logging.getLogger(__name__)
+
+
+def train_generation(params: Params, name: str, code: list[Path]) -> dict[str, Any]:
+    """Train generation ``name`` and write its files; ``code`` is the stage's source (its fingerprint)."""
+    generation = params.generation(name)
+    ranks = Distributed.from_environment()
+    configure_determinism(params.train.deterministic)
+    device = resolve_device(params.train.device)
+    if ranks.world > 1:
+        device = start_process_group(device)
+    precision = resolve_precision(params.train.precision, device)
+    prepared = load_prepared(PREPARED)
+    if prepared.meta["name"] != params.data.name:
+        raise DataError(f"{PREPARED}/ holds {prepared.meta['name']!r} data but data.name is "
+                        f"{params.data.name!r}: run `dvc repro prepare`")
+    domain = make_domain(prepared, params.train, device, precision)
+    check_data(params, domain.task, has_validation="valid" in domain.eval_splits)
+
+    def build(arch: str, options: dict[str, Any]) -> nn.Module:
+        return domain.prepare_model(build_model(arch, options, **domain.data_arguments()))
+
+    kd = params.generation_kd(name)
+    torch.manual_seed(generation.seed)
+    model = build(generation.arch, generation.options)
+    teacher = load_teacher(params, generation, domain, build)
+    log.info("%s: %s %s, %s parameters, teacher %s, kd.mode %s, %s on %s",
+             name, generation.arch, generation.options, f"{count_parameters(model):,}",
+             generation.teacher if teacher is not None else "none",
+             kd.mode if generation.teacher else "-", precision, device)
+    trainable = distribute(model, device, ranks.world)
+    if params.train.compile:  # the teacher too: its forward is about a third of a distillation step
+        trainable = torch.compile(trainable)
+        teacher = torch.compile(teacher) if teacher is not None else None
+    trainer = Trainer(trainable, domain, params.train, kd, seed=generation.seed, device=device,
+                      precision=precision, generation=name, teacher=teacher, rank=ranks.rank,
+                      world=ranks.world)
+    digest = training_fingerprint(params, generation, device, precision, code)
+    state = state_path(name, digest)
+    history = resume(trainer, state, digest, ranks.world)
+    interrupt.install()
+    try:
+        with explain_nondeterminism():
+            run_with_logging(trainer, state, digest, history, ranks)
+        metrics = write_outputs(trainer, model, domain, generation, history) if ranks.is_main else {}
+        wait_for_all(ranks.world)
+        if ranks.is_main:
+            remove_state(state)
+        return metrics
+    except interrupt.SignalReceived as stop:
+        raise interrupt.Interrupted(stopped_message(name, stop, len(history), state), stop.signum) from None
+
+
+def stopped_message(name: str, stop: interrupt.SignalReceived, epochs_saved: int, state: Path) -> str:
+    if not epochs_saved:
+        return f"{name}: stopped by {stop} before the first epoch ended; run the same command to start again"
+    return (f"{name}: stopped by {stop}; epochs 1-{epochs_saved} are saved in {state}: "
+            "run the same command (or `dvc repro`) to resume")
+
+
+def load_teacher(params: Params, generation: Generation, domain: Domain, build: Any) -> nn.Module | None:
+    if generation.teacher is None or not objective_of(params.generation_kd(generation.name)).needs_teacher:
+        return None
+    return load_model(model_path(generation.teacher), f"stage {stage_name(generation.teacher)} (dvc repro)",
+                      domain.signature(), build)
+
+
+def training_fingerprint(params: Params, generation: Generation, device: torch.device, precision: str,
+                         code: list[Path]) -> str:
+    """What shapes the saved state: settings, the resolved device and precision, data, teacher, code."""
+    settings = {"generation": dataclasses.asdict(generation), "train": dataclasses.asdict(params.train),
+                "device": device.type, "precision": precision, "code": [path.as_posix() for path in code]}
+    files = [PREPARED / TENSORS_FILE, *(ROOT / path for path in code)]
+    if generation.teacher is not None:
+        kd = params.generation_kd(generation.name)
+        settings["kd"] = dataclasses.asdict(kd)
+        if objective_of(kd).needs_teacher:
+            files.append(model_path(generation.teacher))
+    settings["train"].pop("nproc")  # the same run on more processes continues the same state
+    return fingerprint(settings, files)
+
+
+def resume(trainer: Trainer, state: Path, digest: str, world: int) -> list[dict[str, Any]]:
+    """Continue from the last completed epoch when this training saved its state before."""
+    saved = load_state(state, digest, trainer.generation, world)
+    if saved is None:
+        return []
+    trainer.load_state_dict(saved["trainer"])
+    log.info("%s: resuming after epoch %d from %s", trainer.generation, trainer.epoch, state)
+    return saved["history"]
+
+
+def run_with_logging(trainer: Trainer, state: Path, digest: str, history: list[dict[str, Any]],
+                     ranks: Distributed) -> None:
+    from dvclive import Live
+
+    name = trainer.generation
+    # DVC removes a stage's outputs before running it, so the DVCLive files are
+    # rebuilt from the saved history: a resumed run logs the same steps as an uninterrupted one.
+    live = Live(dir=str(live_dir(name)), dvcyaml=False, save_dvc_exp=False) if ranks.is_main else None
+    for record in history if live is not None else []:
+        log_epoch(live, record)
+    unit = trainer.domain.unit
+
+    def on_epoch(report: EpochReport) -> None:
+        with interrupt.protected():  # the history, the DVCLive files and the state advance together
+            history.append(epoch_record(report))
+            if not ranks.is_main:
+                return
+            print(progress_line(name, report, trainer.settings.epochs, unit), flush=True)
+            try:
+                log_epoch(live, history[-1])
+            except OSError as error:
+                raise BanError(f"could not write {live_dir(name)}/: {error.strerror or error}") from None
+            save_state(state, digest, trainer.state_dict(), history)
+
+    trainer.run(on_epoch)
+    if live is not None:
+        live.end()
+
+
+def log_epoch(live: Any, record: dict[str, Any]) -> None:
+    for key, value in record.items():
+        if key != "epoch":
+            live.log_metric(key, value)
+    live.next_step()
+
+
+def epoch_record(report: EpochReport) -> dict[str, Any]:
+    record = {"epoch": report.epoch, "lr": report.lr, "train/loss": report.train_loss,
+              "train/error": report.train_error}
+    record.update({f"train/loss_{k}": v for k, v in report.losses.items()})
+    for split, figures in report.eval.items():
+        record.update({f"{split}/{k}": v for k, v in figures.items()})
+    record.update({f"analysis/{k}": v for k, v in report.analysis.items()})
+    return record
+
+
+def progress_line(name: str, report: EpochReport, epochs: int, unit: str) -> str:
+    figures = [f"{name} epoch {report.epoch:>3}/{epochs}", f"loss {report.train_loss:.4f}",
+               f"train err {report.train_error:5.2f}%"]
+    for split, values in report.eval.items():
+        figures.append(f"{split} err {values['error']:5.2f}% nll {values['nll']:.4f}")
+    figures += [f"lr {report.lr:.4g}", f"{report.examples_per_s:,.0f} {unit}/s", f"{report.seconds:.1f}s"]
+    return "  ".join(figures)
+
+
+def write_outputs(trainer: Trainer, model: nn.Module, domain: Domain, generation: Generation,
+                  history: list[dict[str, Any]]) -> dict[str, Any]:
+    """The checkpoint, the predictions of every evaluated split (the last epoch's) and the metrics."""
+    name, task = generation.name, TASKS.get(domain.task, "task")
+    splits = trainer.final_predictions()
+    metrics: dict[str, Any] = {"params": count_parameters(model), "epochs": len(history),
+                               "train_error": history[-1]["train/error"]}
+    for split, predictions in splits.items():
+        metrics.update(task.split_metrics(split, predictions.error, predictions.nll))
+    save_model(model, model_path(name), generation=name, arch=generation.arch, options=generation.options,
+               data_signature=domain.signature())
+    save_torch({"generation": name, "teacher": generation.teacher, "task": task.name, "metrics": metrics,
+                "history": history, "splits": {split: p.to_dict() for split, p in splits.items()}},
+               predictions_path(name))
+    save_json(metrics, metrics_path(name))
+    return metrics

@@ -1,0 +1,90 @@
+"""Edit the code, keep the training; add an extension in one place.
+
+In a real git + DVC repository after a ``dvc repro``: edits to reporting, studies, the gate, presets,
+benchmarks, tests and the README leave every train stage up to date; an edit to the ensemble code
+re-runs only ``ensemble`` and ``evaluate``; and an objective added as one module of
+``ban/objectives/`` runs a chain through ``params.yaml`` alone.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+import torch
+from project import FAST, ROOT, make_project, merge, run, stages_run, write_params
+
+from ban.training.closure import module_files
+
+TRAIN_STAGES = ("teacher", "student@gen1", "student@gen2")
+
+
+@pytest.fixture(scope="module")
+def project(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = make_project(tmp_path_factory.mktemp("edits") / "project",
+                        extra=("README.md", "presets", "bench", "tests"))
+    run(path, "dvc", "repro")
+    run(path, "git", "add", "-A")
+    run(path, "git", "commit", "-q", "-m", "first run")
+    return path
+
+
+def changed_stages(project: Path) -> set[str]:
+    """The stages ``dvc status`` reports as changed (``dvc.yaml:`` prefixes dropped)."""
+    status = json.loads(run(project, "dvc", "status", "--json").stdout)
+    return {name.split(":")[-1] for name in status}
+
+
+def append_comment(project: Path, path: str) -> None:
+    with open(project / path, "a") as file:
+        file.write("\n# an edit\n" if path.endswith((".py", ".yaml", ".sh")) else "\nAn edit.\n")
+
+
+def test_edits_outside_training_leave_every_train_stage_up_to_date(project: Path) -> None:
+    edited = ["ban/reporting/results.py", "ban/reporting/study.py", "ban/reporting/gate.py",
+              "presets/study-digits.yaml", "bench/train_speed.py", "tests/test_gate.py", "README.md"]
+    for path in edited:
+        append_comment(project, path)
+    assert changed_stages(project) == {"evaluate"}  # it draws the tables and figures of results.py
+    assert stages_run(run(project, "dvc", "repro").stdout) == ["evaluate"]
+    run(project, "git", "checkout", "--", ".")
+    run(project, "dvc", "checkout", "-q")
+
+
+def test_an_edit_to_the_ensemble_code_reruns_only_ensemble_and_evaluate(project: Path) -> None:
+    source = project / "ban/ensemble.py"
+    original = source.read_text()
+    reordered = original.replace('"members": members[:int(name[3:])]',
+                                 '"members": members[int(name[3:]) - 1::-1]')
+    assert reordered != original
+    source.write_text(reordered)  # lists each ensemble's members newest first
+    assert changed_stages(project) == {"ensemble"}
+    assert stages_run(run(project, "dvc", "repro").stdout) == ["ensemble", "evaluate"]
+    assert "gen2+gen1" in (project / "reports/results.md").read_text()
+    run(project, "git", "checkout", "--", ".")
+    run(project, "dvc", "checkout", "-q")
+
+
+def test_an_objective_added_as_one_module_runs_a_chain_through_params(project: Path, tmp_path: Path) -> None:
+    added = project / "ban/objectives/halfway.py"
+    shutil.copy(ROOT / "tests/extension_objective.py", added)
+    assert str(added.relative_to(project)) in {str(p) for p in module_files("stages.train", project)}
+    write_params(project, merge(FAST, {"kd": {"mode": "halfway"}}))
+    teacher = (project / "models/gen0.pt").read_bytes()
+    result = run(project, "dvc", "repro")
+    # a new module of a registry is new code for every train stage (each loads the whole registry):
+    # the teacher runs again, to the same bytes
+    assert stages_run(result.stdout) == ["teacher", "student@gen1", "student@gen2", "ensemble", "evaluate"]
+    assert (project / "models/gen0.pt").read_bytes() == teacher
+    for name in ("gen1", "gen2"):
+        history = torch.load(project / f"preds/{name}.pt", weights_only=True)["history"]
+        assert "train/loss_halfway" in history[-1] and "train/loss_kd" not in history[-1]
+    changed = run(project, "git", "status", "--porcelain", "--", "ban", "stages", "dvc.yaml").stdout
+    assert changed.splitlines() == ["?? ban/objectives/halfway.py"]
+    write_params(project, merge(FAST, {"kd": {"mode": "halfwya"}}))
+    refused = run(project, "python", "-m", "stages.train", "gen1", check=False)
+    assert refused.returncode == 2
+    assert refused.stderr == ("error: kd.mode: unknown objective 'halfwya'; valid: ban, cwtm, dkpp, halfway, "
+                              "none\n")

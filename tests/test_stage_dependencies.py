@@ -1,0 +1,91 @@
+"""Each stage in dvc.yaml depends on exactly the repository files its command imports, transitively.
+
+The import closure is read from the code (``ban.training.closure``), so an import added without its
+dependency in dvc.yaml, or a dependency left behind after an import was removed, fails here.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import yaml
+from project import ROOT
+
+from ban.training.closure import module_files
+
+CODE = ("ban", "stages")
+
+
+def stages() -> dict[str, dict]:
+    """Every stage of dvc.yaml; a foreach stage by its template (its deps do not vary in code)."""
+    defined = yaml.safe_load((ROOT / "dvc.yaml").read_text())["stages"]
+    return {name: stage.get("do", stage) for name, stage in defined.items()}
+
+
+def code_dependencies(deps: list[str]) -> set[str]:
+    """The Python files a stage's deps cover: a directory stands for every file in it."""
+    files: set[str] = set()
+    for dep in deps:
+        path = ROOT / dep
+        if dep.split("/")[0] not in CODE:
+            continue  # data and other stages' outputs
+        assert path.exists(), f"dvc.yaml lists {dep}, which does not exist"
+        found = sorted(path.rglob("*.py")) if path.is_dir() else [path]
+        files |= {str(file.relative_to(ROOT)) for file in found}
+    return files
+
+
+@pytest.mark.parametrize("name", stages())
+def test_each_stage_depends_on_exactly_the_files_its_command_imports(name: str) -> None:
+    stage = stages()[name]
+    module = stage["cmd"].split()[2]  # python -m <module> [arguments]
+    imported = {str(path) for path in module_files(module)}
+    listed = code_dependencies(stage["deps"])
+    assert listed == imported, (f"stage {name}: dvc.yaml lacks {sorted(imported - listed)} and lists "
+                                f"{sorted(listed - imported)} that `{stage['cmd']}` does not import")
+
+
+def test_training_and_reporting_do_not_share_code_beyond_the_core() -> None:
+    """The train stages never import reporting, dataset preparation or ensembles; evaluate never trains."""
+    train = {str(path) for path in module_files("stages.train")}
+    assert not any(path.startswith(("ban/reporting", "ban/datasets", "ban/ensemble", "ban/presets"))
+                   for path in train)
+    evaluate = {str(path) for path in module_files("stages.evaluate")}
+    assert not any(path.startswith(("ban/training", "ban/nets", "ban/objectives")) for path in evaluate)
+
+
+def write(root: Path, files: dict[str, str]) -> None:
+    for name, text in files.items():
+        (root / name).parent.mkdir(parents=True, exist_ok=True)
+        (root / name).write_text(text)
+
+
+def test_closure_follows_every_kind_of_import(tmp_path: Path) -> None:
+    write(tmp_path, {
+        "app/__init__.py": "",
+        "app/main.py": "import os\nfrom app import util\n\ndef later():\n    from app.lazy import thing\n",
+        "app/util.py": "from .deep import helper\n",
+        "app/deep/__init__.py": "",
+        "app/deep/helper.py": "import torch\n",
+        "app/lazy.py": "thing = 1\n",
+        "app/unused.py": "",
+    })
+    assert [str(path) for path in module_files("app.main", tmp_path)] == [
+        "app/__init__.py", "app/deep/__init__.py", "app/deep/helper.py", "app/lazy.py", "app/main.py",
+        "app/util.py"]
+
+
+def test_a_registry_depends_on_every_module_of_its_package(tmp_path: Path) -> None:
+    write(tmp_path, {
+        "app/__init__.py": "",
+        "app/plugins/__init__.py": "from app.registry import Registry\nPLUGINS = Registry('plugin', "
+                                   "'app.plugins')\n",
+        "app/plugins/one.py": "from app.plugins import PLUGINS\n",
+        "app/plugins/two.py": "",
+        "app/registry.py": "class Registry: ...\n",
+        "app/main.py": "from app.plugins import PLUGINS\n",
+    })
+    assert [str(path) for path in module_files("app.main", tmp_path)] == [
+        "app/__init__.py", "app/main.py", "app/plugins/__init__.py", "app/plugins/one.py",
+        "app/plugins/two.py", "app/registry.py"]
