@@ -19,8 +19,8 @@ def main(argv: list[str]) -> None:
     args = parser.parse_args(argv)
     params = load_params(PARAMS)
     check_names(params)
-    if params.train.nproc > 1 and not launched():
-        relaunch(params.train.nproc, "stages.train", argv)  # every rank runs this module again
+    if params.train.nproc * params.train.nnodes > 1 and not launched():
+        relaunch(params.train.nproc, params.train.nnodes, "stages.train", argv)  # every rank runs it again
     train_generation(params, args.generation, code=module_files("stages.train"))
 
 

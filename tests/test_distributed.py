@@ -7,16 +7,20 @@ import json
 import os
 import re
 import socket
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
 import torch
 import torch.multiprocessing as mp
-from project import make_project, run
+import yaml
+from project import environment, make_project, merge, run
 from test_engine_speed_paths import tiny_net
+from test_lm_chain import TINY_LSTM, write_corpus
 
-from ban.core.config import DataConfig, KDConfig, TrainConfig
+from ban.core.config import DataConfig, KDConfig, TrainConfig, params_from_mapping
 from ban.core.paths import PREPARED
 from ban.data.prepared import Prepared, save_prepared
 from ban.datasets import prepare_dataset
@@ -112,3 +116,42 @@ def test_a_two_process_stage_logs_and_writes_once(tmp_path):
     assert len(logged) == 1 + 2  # a header and one row per epoch
     saved = torch.load(project / "models/gen0.pt", weights_only=True)
     assert saved["generation"] == "gen0" and saved["state_dict"]
+
+
+def lm_project(directory: Path, corpus: Path, nnodes: int) -> Path:
+    """A one-generation language-model chain (no batch norm, no dropout: one process and several agree)."""
+    params = {"data": {"name": "ptb", "root": str(corpus), "train_subset": None},
+              "model": TINY_LSTM, "students": {},
+              "train": {"epochs": 2, "batch_size": 4, "bptt": 10, "clip_grad_norm": 0.0, "device": "cpu",
+                        "precision": "fp32", "nnodes": nnodes, "schedule": {"name": "constant"},
+                        "optimizer": {"lr": 1.0, "momentum": 0.0, "weight_decay": 0.0}}}
+    project = make_project(directory, fast=False)
+    settings = merge(yaml.safe_load((project / "params.yaml").read_text()), params)
+    settings["model"] = TINY_LSTM
+    (project / "params.yaml").write_text(yaml.safe_dump(settings, sort_keys=False))
+    save_prepared(project / PREPARED, prepare_dataset(params_from_mapping(settings).data))
+    return project
+
+
+def test_two_nodes_of_one_process_reach_the_weights_of_one_process(tmp_path):
+    """``train.nnodes: 2``: two stage processes, as on two hosts, meet at a c10d rendezvous on localhost;
+    the global rank 0 alone writes, and its weights equal a one-process run's."""
+    corpus = write_corpus(tmp_path / "ptb")
+    single = lm_project(tmp_path / "single", corpus, nnodes=1)
+    run(single, "python", "-m", "stages.train", "gen0")
+    nodes = [lm_project(tmp_path / f"node{rank}", corpus, nnodes=2) for rank in (0, 1)]
+    env = dict(environment(), BAN_RDZV_ENDPOINT=f"127.0.0.1:{free_port()}", BAN_RDZV_ID="test")
+    command = [sys.executable, "-m", "stages.train", "gen0"]  # what dvc.yaml runs, on each node
+    processes = [subprocess.Popen(command, cwd=node, env=env, text=True, stdout=subprocess.PIPE,
+                                  stderr=subprocess.STDOUT) for node in nodes]
+    outputs = [process.communicate(timeout=300)[0] for process in processes]
+    assert [process.returncode for process in processes] == [0, 0], outputs
+    assert "train.nproc=1, train.nnodes=2" in outputs[0]
+    written = [node for node in nodes if (node / "models/gen0.pt").exists()]
+    assert len(written) == 1 and not (({*nodes} - {*written}).pop() / "metrics").exists()
+    epochs = [line for output in outputs for line in output.splitlines() if line.startswith("gen0 epoch")]
+    assert len(epochs) == 2  # logged once, by the global rank 0
+    one = torch.load(single / "models/gen0.pt", weights_only=True)["state_dict"]
+    two = torch.load(written[0] / "models/gen0.pt", weights_only=True)["state_dict"]
+    for name, value in one.items():
+        torch.testing.assert_close(two[name], value, rtol=1e-4, atol=1e-6)

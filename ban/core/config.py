@@ -79,7 +79,8 @@ class TrainConfig:
     precision: str = "auto"
     compile: bool = False
     deterministic: bool = False
-    nproc: int = 1
+    nproc: int = 1  # processes per node
+    nnodes: int = 1  # nodes (hosts) training one generation together
     eval_every: int = 1  # evaluate every k epochs; the last epoch always
 
 
@@ -230,6 +231,7 @@ def validate(params: Params) -> None:
     for key, value in (("train.epochs", params.train.epochs), ("train.batch_size", params.train.batch_size),
                        ("train.eval_batch_size", params.train.eval_batch_size),
                        ("train.bptt", params.train.bptt), ("train.nproc", params.train.nproc),
+                       ("train.nnodes", params.train.nnodes),
                        ("train.eval_every", params.train.eval_every)):
         if value <= 0:
             raise ConfigError(f"{key}: must be positive, got {value}")

@@ -11,6 +11,7 @@ that point to them, so a cancelled job leaves nothing half-written in the remote
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -19,10 +20,13 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+import psutil
 
 from ban.core.paths import PARAMS, SUMMARY
 from ban.launch.plan import Job
@@ -96,6 +100,7 @@ def run_job(job: Job, settings: Settings, upstream: list[JobResult]) -> JobResul
 
 def clone(runner: Runner, settings: Settings) -> None:
     """A fresh clone of the study's commit, with the cache and remote of the study's mode."""
+    stop_leftovers(runner.workdir)
     shutil.rmtree(runner.workdir, ignore_errors=True)
     runner.workdir.parent.mkdir(parents=True, exist_ok=True)
     runner.run("git", "clone", "--quiet", "--no-checkout", settings.git_remote, str(runner.workdir), cwd=None)
@@ -112,29 +117,49 @@ def clone(runner: Runner, settings: Settings) -> None:
 
 def run_commands(runner: Runner, job: Job, settings: Settings) -> None:
     remote = settings.shared_cache is None
+    pull = ["--pull"] if remote else []  # a stage restored from the run-cache fetches its outputs
     if remote:
         fetch_run_cache(runner)
     if job.is_experiment:
         sets = [argument for override in job.overrides for argument in ("--set-param", override)]
-        runner.dvc("exp", "run", "--pull", "--name", job.name, *sets)
-        runner.dvc("exp", "push", *(["--run-cache"] if remote else ["--no-cache"]), "origin", job.name)
-        return
-    from dvc.utils.hydra import apply_overrides
+        runner.dvc("exp", "run", *pull, "--name", job.name, *sets)
+    else:
+        from dvc.utils.hydra import apply_overrides
 
-    apply_overrides(runner.workdir / PARAMS, list(job.overrides))
-    runner.dvc("repro", "--pull", job.stage)
-    if remote:  # the outputs first, then the run-cache entries that point to them
-        runner.dvc("push", "--with-deps", job.stage)
-        runner.dvc("push", "--run-cache", "--with-deps", job.stage)
+        apply_overrides(runner.workdir / PARAMS, list(job.overrides))
+        runner.dvc("repro", *pull, job.stage)
+    if remote:
+        push_run_cache(runner)
+    if job.is_experiment:
+        runner.dvc("exp", "push", "--no-cache", "origin", job.name)
 
 
 def fetch_run_cache(runner: Runner) -> None:
     """The remote's run-cache entries (not the outputs: ``--pull`` fetches those a stage restores)."""
     from dvc.repo import Repo
 
-    with Repo(str(runner.workdir)) as repo:
+    with contextlib.chdir(runner.workdir), Repo(".") as repo:  # DVC resolves paths from the working folder
         fetched = repo.stage_cache.pull(None)
     runner.log.write(f"fetched {len(fetched)} run-cache entries\n")
+    runner.log.flush()
+
+
+def push_run_cache(runner: Runner) -> None:
+    """Every output the clone's run-cache entries point to, then the entries themselves.
+
+    ``dvc push --run-cache`` sends the entries first and leaves out the outputs a stage does not
+    cache itself (its metrics and plots), which the run-cache keeps; a worker restoring the stage
+    elsewhere would miss them. In this order a cancelled push leaves no entry without its files.
+    """
+    from dvc.repo import Repo
+
+    with contextlib.chdir(runner.workdir), Repo(".") as repo:
+        runs = Path(repo.stage_cache.cache_dir)
+        entries = [(entry.parent.name, entry.name) for entry in runs.glob("*/*/*")] if runs.exists() else []
+        objects = [obj for objs in repo.stage_cache.get_used_objs(entries).values() for obj in objs]
+        repo.cloud.push(objects)
+        repo.stage_cache.push(None)
+    runner.log.write(f"pushed the outputs of {len(entries)} run-cache entries ({len(objects)} objects)\n")
     runner.log.flush()
 
 
@@ -171,27 +196,45 @@ class Runner:
         """Run ``command`` to its end; on cancellation (KeyboardInterrupt from Ray) stop it first.
 
         The command runs in a session of its own, so that stopping it reaches the stage processes
-        DVC started: SIGTERM first (a train stage then saves its epoch and exits), SIGKILL if it lingers.
+        DVC started: SIGTERM first (a train stage then saves its epoch and exits), SIGKILL if it
+        lingers. Output is copied by a thread while this one waits in short steps, so that a
+        cancellation is acted on at once, not at the command's next line of output.
         """
         self.log.write(f"$ {' '.join(command)}\n")
         self.log.flush()
         directory = self.workdir if cwd == "" else cwd
         process = subprocess.Popen(command, cwd=directory, env=self.env, stdout=subprocess.PIPE,
                                    stderr=subprocess.STDOUT, text=True, start_new_session=True)
-        lines = []
+        lines: list[str] = []
+        copier = threading.Thread(target=self._copy, args=(process, lines), daemon=True)
+        copier.start()
         try:
-            for line in process.stdout:
-                lines.append(line)
-                self.log.write(line)
-                self.log.flush()
-            process.wait()
+            while process.poll() is None:
+                time.sleep(0.2)
         except BaseException:
             stop(process)
             raise
+        copier.join()
         output = "".join(lines)
         if process.returncode != 0:
             raise CommandFailed(error_line(output, command, process.returncode), output)
         return output
+
+    def _copy(self, process: subprocess.Popen[str], lines: list[str]) -> None:
+        for line in process.stdout:
+            lines.append(line)
+            self.log.write(line)
+            self.log.flush()
+
+
+def stop_leftovers(workdir: Path) -> None:
+    """End processes still working in ``workdir``: a previous attempt's, when its worker died."""
+    for process in psutil.process_iter(["pid"]):
+        try:
+            if Path(process.cwd()).is_relative_to(workdir) and process.pid != os.getpid():
+                process.kill()
+        except (psutil.Error, OSError):
+            continue
 
 
 def stop(process: subprocess.Popen[str]) -> None:

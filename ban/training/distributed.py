@@ -46,21 +46,41 @@ def launched() -> bool:
     return "LOCAL_RANK" in os.environ
 
 
-def relaunch(nproc: int, module: str, argv: list[str]) -> NoReturn:
-    """Become ``torchrun --standalone --nproc-per-node nproc -m module argv``.
+RENDEZVOUS_ENDPOINT = "BAN_RDZV_ENDPOINT"  # host:port of the rendezvous, the same on every node
+RENDEZVOUS_ID = "BAN_RDZV_ID"
 
+
+def relaunch(nproc: int, nnodes: int, module: str, argv: list[str]) -> NoReturn:
+    """Become ``torchrun`` running ``nproc`` processes of ``module argv`` on this node.
+
+    One node: ``--standalone``, which picks a free port, so queued experiments can run side by
+    side. Several nodes: every node runs the same stage command, and torchrun's c10d rendezvous
+    at ``$BAN_RDZV_ENDPOINT`` (or ``$MASTER_ADDR:$MASTER_PORT``, as Slurm scripts and Ray set
+    them) joins them; the global rank 0 alone writes files.
     ``exec`` rather than a child process: DVC's SIGINT/SIGTERM then reach torchrun, which
     passes them to every rank, and each rank saves its state as a single process would.
-    ``--standalone`` picks a free port, so queued experiments can run side by side.
     Each rank gets an equal share of the CPU threads (torchrun would give each one thread).
     """
     os.environ.setdefault("OMP_NUM_THREADS", str(max(1, len(os.sched_getaffinity(0)) // nproc)))
-    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={nproc}",
+    nodes = ["--standalone"] if nnodes == 1 else rendezvous(nnodes)
+    command = [sys.executable, "-m", "torch.distributed.run", *nodes, f"--nproc-per-node={nproc}",
                "-m", module, *argv]
-    log.info("train.nproc=%d: %s", nproc, " ".join(command[1:]))
+    log.info("train.nproc=%d, train.nnodes=%d: %s", nproc, nnodes, " ".join(command[1:]))
     sys.stdout.flush()
     sys.stderr.flush()
     os.execv(sys.executable, command)
+
+
+def rendezvous(nnodes: int) -> list[str]:
+    """torchrun's options for a c10d rendezvous of ``nnodes`` nodes, from the environment."""
+    endpoint = os.environ.get(RENDEZVOUS_ENDPOINT)
+    if not endpoint and os.environ.get("MASTER_ADDR") and os.environ.get("MASTER_PORT"):
+        endpoint = f"{os.environ['MASTER_ADDR']}:{os.environ['MASTER_PORT']}"
+    if not endpoint:
+        raise ConfigError(f"train.nnodes: {nnodes} nodes meet at a rendezvous: set {RENDEZVOUS_ENDPOINT}="
+                          "host:port (the same on every node), or MASTER_ADDR and MASTER_PORT")
+    run_id = os.environ.get(RENDEZVOUS_ID) or os.environ.get("SLURM_JOB_ID") or "ban"
+    return [f"--nnodes={nnodes}", "--rdzv-backend=c10d", f"--rdzv-endpoint={endpoint}", f"--rdzv-id={run_id}"]
 
 
 def start_process_group(device: torch.device) -> torch.device:

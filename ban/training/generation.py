@@ -118,7 +118,8 @@ def training_fingerprint(params: Params, generation: Generation, device: torch.d
         settings["kd"] = dataclasses.asdict(kd)
         if objective_of(kd).needs_teacher:
             files.append(model_path(generation.teacher))
-    settings["train"].pop("nproc")  # the same run on more processes continues the same state
+    for key in ("nproc", "nnodes"):  # the same run on more processes or nodes continues the same state
+        settings["train"].pop(key)
     return fingerprint(settings, files)
 
 
