@@ -17,6 +17,7 @@ import time
 from pathlib import Path
 
 from ban.core.errors import BanError, ConfigError
+from ban.core.paths import PARAMS
 from ban.launch.jobs import Settings
 from ban.launch.plan import expand_grid, plan_study
 from ban.launch.study import Resources, run_study
@@ -34,7 +35,8 @@ def main(argv: list[str]) -> None:
         raise ConfigError("--cpus-per-experiment must be >= 1 and --gpus-per-experiment >= 0")
     prefix = args.name or time.strftime("study-%Y%m%d-%H%M%S")
     settings = study_settings(root, args, prefix)
-    jobs, rejected = plan_study(root, expand_grid(args.set_param), prefix)
+    base = Path(settings.params_file or PARAMS)
+    jobs, rejected = plan_study(root, expand_grid(args.set_param), prefix, base)
     experiments = [job for job in jobs if job.is_experiment]
     shared = [job.stage for job in jobs if not job.is_experiment]
     print(f"study {prefix}: {len(experiments) + len(rejected)} experiments of commit {settings.commit[:12]}"
@@ -61,6 +63,8 @@ def parser() -> argparse.ArgumentParser:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("-S", "--set-param", action="append", default=[], metavar="[<file>:]<key>=<values>",
                         help="an override, or a sweep (kd.mode=ban,cwtm; seed=range(0,5)), as dvc exp run -S")
+    parser.add_argument("--params", metavar="FILE", help="a committed params file (e.g. presets/NAME.yaml) "
+                        "that replaces params.yaml in every experiment before the overrides")
     parser.add_argument("--address", help="Ray cluster to join ('auto': the local node's); default: "
                         "RAY_ADDRESS, or a local Ray instance started for this study")
     parser.add_argument("--cpus-per-experiment", type=int, default=1, help="CPUs each job asks Ray for, "
@@ -104,7 +108,13 @@ def study_settings(root: Path, args: argparse.Namespace, prefix: str) -> Setting
     work_root = Path(args.work_dir or Path(tempfile.gettempdir()) / "ban-study") / prefix
     shared_cache = None if dvc_remote else dvc(root, "cache", "dir").strip()
     state_dir = Path(args.state_dir).resolve() if args.state_dir else work_root / "state"
+    params_file = None
+    if args.params:
+        params_file = str(Path(args.params).resolve().relative_to(root.resolve()))
+        if not git(root, "ls-files", params_file):
+            raise ConfigError(f"--params: {args.params} is not a file committed in this repository")
     return Settings(git_remote=_absolute(git_remote), commit=commit, work_root=str(work_root),
+                    params_file=params_file,
                     log_dir=str(work_root / "logs"), dvc_remote=dvc_remote, shared_cache=shared_cache,
                     state_dir=str(state_dir), cpus=args.cpus_per_experiment)
 

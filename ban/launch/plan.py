@@ -89,11 +89,13 @@ def experiment_name(prefix: str, index: int, overrides: tuple[str, ...]) -> str:
     return f"{prefix}-{index:02d}" + (f"-{slug[:60]}" if slug else "")
 
 
-def plan_study(root: Path, grid: list[tuple[str, ...]], prefix: str) -> tuple[list[Job], list[Rejected]]:
-    """The jobs of a study (shared stages first, then experiments) and the experiments refused."""
+def plan_study(root: Path, grid: list[tuple[str, ...]], prefix: str,
+               params_file: Path = PARAMS) -> tuple[list[Job], list[Rejected]]:
+    """The jobs of a study (shared stages first, then experiments) and the experiments refused;
+    ``params_file`` holds the params the overrides apply to."""
     experiments, rejected = [], []
     stages: dict[str, list[Stage]] = {}
-    with scratch_repository(root) as scratch:
+    with scratch_repository(root, params_file) as scratch:
         for index, overrides in enumerate(grid, start=1):
             name = experiment_name(prefix, index, overrides)
             try:
@@ -130,12 +132,12 @@ def shared_jobs(experiments: list[Experiment], stages: dict[str, list[Stage]]) -
 
 
 @contextmanager
-def scratch_repository(root: Path) -> Iterator[Path]:
-    """A throwaway DVC repository holding the study's ``dvc.yaml``, to resolve its stages per params."""
+def scratch_repository(root: Path, params_file: Path) -> Iterator[Path]:
+    """A throwaway DVC repository holding the study's ``dvc.yaml`` and params, to resolve its stages."""
     with tempfile.TemporaryDirectory(prefix="ban-plan-") as directory:
         scratch = Path(directory)
-        for name in ("dvc.yaml", str(PARAMS)):
-            shutil.copy(root / name, scratch / name)
+        shutil.copy(root / "dvc.yaml", scratch / "dvc.yaml")
+        shutil.copy(root / params_file, scratch / PARAMS)
         (scratch / ".dvc").mkdir()
         (scratch / ".dvc" / "config").write_text("[core]\n    no_scm = true\n    analytics = false\n")
         yield scratch

@@ -34,7 +34,9 @@ class ImageDomain:
         self.std = torch.tensor(prepared.meta["std"], device=device).view(1, channels, 1, 1)
         self.shape = list(prepared.meta["shape"])
         self.num_classes = len(prepared.meta["classes"])
-        self.channels_last = device.type == "cuda" or precision == "bf16"
+        # oneDNN's and cuDNN's fastest convolutions read channels-last images (on a 2-core AVX2 CPU, a
+        # ResNet-14 step at 32x32 is about 1.2x faster in fp32 too)
+        self.channels_last = device.type in ("cuda", "cpu")
 
     def data_arguments(self) -> dict[str, Any]:
         return {"in_channels": self.shape[0], "num_classes": self.num_classes}
