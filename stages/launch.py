@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import signal
 import subprocess
 import sys
 import tempfile
@@ -28,6 +29,8 @@ PACKAGE = Path(__file__).resolve().parents[1] / "ban"
 
 def main(argv: list[str]) -> None:
     args = parser().parse_args(argv)
+    for signum in (signal.SIGINT, signal.SIGTERM):  # also when started in the background (SIGINT ignored)
+        signal.signal(signum, cancel)
     root = Path.cwd()
     if not (root / "dvc.yaml").exists() or not (root / ".git").exists():
         raise ConfigError("run it at the root of the project's git repository (where dvc.yaml is)")
@@ -56,6 +59,11 @@ def main(argv: list[str]) -> None:
           "`dvc exp show`, aggregate them with `python -m stages.aggregate`", flush=True)
     if outcome.failed:
         raise BanError(f"{len(outcome.failed)} experiment(s) failed: {', '.join(outcome.failed)}")
+
+
+def cancel(signum: int, frame: object) -> None:
+    """Ctrl-C or a scheduler's SIGTERM: cancel the study as a KeyboardInterrupt does."""
+    raise KeyboardInterrupt
 
 
 def parser() -> argparse.ArgumentParser:

@@ -10,6 +10,7 @@ from ban.training.checks import check_names
 from ban.training.closure import module_files
 from ban.training.distributed import launched, relaunch
 from ban.training.generation import train_generation
+from ban.training.interrupt import stop_with_parent
 from stages.cli import run
 
 
@@ -17,6 +18,7 @@ def main(argv: list[str]) -> None:
     parser = argparse.ArgumentParser(prog="python -m stages.train", description=__doc__)
     parser.add_argument("generation", help="gen0 (the teacher) or a key of `students` in params.yaml")
     args = parser.parse_args(argv)
+    stop_with_parent()
     params = load_params(PARAMS)
     check_names(params)
     if params.train.nproc * params.train.nnodes > 1 and not launched():

@@ -19,4 +19,4 @@ def terms(inputs: StepInputs) -> dict[str, Tensor]:
 
 OBJECTIVES.register(Objective(
     name="halfway", summary="halfway between the teacher's distribution and the label",
-    needs_teacher=True, adds_label_term=False, terms=terms))
+    needs_teacher=True, terms=terms))

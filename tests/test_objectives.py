@@ -218,7 +218,10 @@ def test_every_objective_is_registered_with_what_it_needs() -> None:
     assert OBJECTIVES.names() == sorted(MODES)
     assert {o.name: o.needs_teacher for o in OBJECTIVES} == {"ban": True, "cwtm": True, "dkpp": True,
                                                              "none": False}
-    assert {o.name for o in OBJECTIVES if o.adds_label_term} == {"ban", "dkpp"}
+    z, t, y = tensors()
+    with_labels = {mode: set(distillation_losses(mode, z, y, t, label_weight=0.5 if mode != "cwtm" else 0.0))
+                   for mode in MODES}
+    assert with_labels == {"ban": {"kd", "label"}, "dkpp": {"kd", "label"}, "cwtm": {"kd"}, "none": {"label"}}
 
 
 def test_unknown_mode_names_the_key_and_the_choices() -> None:
@@ -241,10 +244,18 @@ def test_invalid_settings_name_their_key(kd: dict[str, float], key: str) -> None
 
 
 def test_ban_plus_label_computes_the_log_softmax_once_for_both_terms() -> None:
+    """One log-softmax, one cross-entropy to p + w * onehot(y): the same loss and gradient as the two
+    terms computed apart, and each term still logged on its own."""
     z, t, y = tensors()
-    terms = distillation_losses("ban", z, y, t, label_weight=1.0)
-    assert grad_nodes(sum(terms.values()), "LogSoftmaxBackward0") == 1
-    assert terms["label"].item() == pytest.approx(sum(hand_ce(Z, Y)) / 2, rel=1e-6)
+    terms = distillation_losses("ban", z, y, t, label_weight=0.7)
+    total = sum(terms.values())
+    assert grad_nodes(total, "LogSoftmaxBackward0") == 1 and grad_nodes(total, "NllLossBackward0") == 0
+    assert terms["kd"].item() == pytest.approx(hand_soft_ce(Z, T), rel=1e-6)
+    assert terms["label"].item() == pytest.approx(0.7 * sum(hand_ce(Z, Y)) / 2, rel=1e-6)
+    total.backward()
+    apart = torch.tensor(Z, requires_grad=True)
+    (ban_loss(apart, t) + 0.7 * cross_entropy(apart, y)).backward()
+    torch.testing.assert_close(z.grad, apart.grad)
 
 
 def test_a_shard_draws_its_rows_of_the_global_batch() -> None:

@@ -33,7 +33,7 @@ from ban.core.config import params_from_mapping
 from ban.core.errors import ConfigError
 from ban.core.files import save_torch
 from ban.training.closure import module_files
-from ban.training.device import configure_determinism, explain_nondeterminism
+from ban.training.device import configure_determinism, explain_refusals
 from ban.training.generation import stopped_message, training_fingerprint
 from ban.training.interrupt import Interrupted, SignalReceived
 
@@ -269,13 +269,26 @@ def test_an_operation_without_a_deterministic_kernel_is_named():
                "'torch.use_deterministic_algorithms(True)'. You can turn off determinism just for this "
                "operation, or you can use the 'warn_only=True' option, if that's acceptable for your "
                "application.")
-    with pytest.raises(ConfigError) as error, explain_nondeterminism():
+    with pytest.raises(ConfigError) as error, explain_refusals("fp32"):
         raise RuntimeError(refused)
     assert str(error.value) == ("train.deterministic: the network uses adaptive_avg_pool2d_backward_cuda, "
                                 "which has no deterministic implementation on this device; set "
                                 "train.deterministic: false")
-    with pytest.raises(RuntimeError, match="^other$"), explain_nondeterminism():
+    with pytest.raises(RuntimeError, match="^other$"), explain_refusals("fp32"):
         raise RuntimeError("other")
+
+
+def test_a_bf16_kernel_this_cpu_lacks_is_named():
+    # oneDNN's wording, as raised by an LSTM under bf16 autocast on a CPU without AVX512-BF16 or AMX
+    refused = ("could not create a primitive descriptor for the LSTM forward propagation primitive. Run "
+               "workload with environment variable ONEDNN_VERBOSE=all to get additional diagnostic "
+               "information.")
+    with pytest.raises(ConfigError) as error, explain_refusals("bf16"):
+        raise RuntimeError(refused)
+    assert str(error.value) == ("train.precision: this CPU has no bf16 kernel for LSTM forward propagation; "
+                                "use fp32 (or auto, which picks bf16 only on CPUs with AVX512-BF16 or AMX)")
+    with pytest.raises(RuntimeError, match="^could not"), explain_refusals("fp32"):
+        raise RuntimeError(refused)
 
 
 def dvc(project: Path, *arguments: str) -> str:

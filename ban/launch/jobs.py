@@ -200,13 +200,15 @@ class Runner:
 
         The command runs in a session of its own, so that stopping it reaches the stage processes
         DVC started: SIGTERM first (a train stage then saves its epoch and exits), SIGKILL if it
-        lingers. Output is copied by a thread while this one waits in short steps, so that a
-        cancellation is acted on at once, not at the command's next line of output.
+        lingers. If this worker dies, the command is killed with it, and the train stage, losing
+        its parent, saves its epoch and stops (``stop_with_parent``). Output is copied by a thread
+        while this one waits in short steps, so that a cancellation is acted on at once, not at the
+        command's next line of output.
         """
         self.log.write(f"$ {' '.join(command)}\n")
         self.log.flush()
         directory = self.workdir if cwd == "" else cwd
-        process = subprocess.Popen(command, cwd=directory, env=self.env, stdout=subprocess.PIPE,
+        process = subprocess.Popen(with_parent(command), cwd=directory, env=self.env, stdout=subprocess.PIPE,
                                    stderr=subprocess.STDOUT, text=True, start_new_session=True)
         lines: list[str] = []
         copier = threading.Thread(target=self._copy, args=(process, lines), daemon=True)
@@ -228,6 +230,19 @@ class Runner:
             lines.append(line)
             self.log.write(line)
             self.log.flush()
+
+
+# Sets PR_SET_PDEATHSIG to SIGKILL, then becomes the command: a fresh, single-threaded process does it,
+# where preexec_fn in this multi-threaded Ray worker could deadlock.
+_EXEC_WITH_PARENT = ("import ctypes, os, sys; ctypes.CDLL(None).prctl(1, 9, 0, 0, 0); "
+                     "os.execvp(sys.argv[1], sys.argv[1:])")
+
+
+def with_parent(command: tuple[str, ...]) -> list[str]:
+    """``command``, killed when this process dies (on Linux; elsewhere as it is)."""
+    if not sys.platform.startswith("linux"):
+        return list(command)
+    return [sys.executable, "-c", _EXEC_WITH_PARENT, *command]
 
 
 def stop_leftovers(workdir: Path) -> None:

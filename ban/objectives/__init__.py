@@ -1,9 +1,10 @@
 """Training objectives (``kd.mode``): each module of this package registers one.
 
-An objective declares its name, whether it needs a teacher, whether ``kd.label_weight`` adds a
-label term to it (BAN+L), its own settings checks, and its loss terms. The engine asks
-:func:`loss_terms` for the named terms of a batch and sums them; the stages never test a mode
-by name. To add an objective, add a module here that calls ``OBJECTIVES.register``.
+An objective declares its name, whether it needs a teacher, its own settings checks, and its loss
+terms. The engine asks :func:`loss_terms` for the named terms of a batch and sums them; the stages
+never test a mode by name. An objective that matches a target distribution (BAN, DKPP) builds its
+terms with :func:`matching`, which adds BAN+L's label term when ``kd.label_weight > 0``. To add an
+objective, add a module here that calls ``OBJECTIVES.register``.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from torch import Tensor
 
 from ban.core.config import KDConfig
 from ban.core.registry import Registry
-from ban.objectives.functional import scaled
+from ban.objectives.functional import scaled, soft_cross_entropy_from_log_probs
 
 
 @dataclass(frozen=True)
@@ -81,7 +82,6 @@ class Objective:
     name: str
     summary: str  # one line: what the student learns from
     needs_teacher: bool
-    adds_label_term: bool  # kd.label_weight > 0 adds label_weight * CE(z, y) (BAN+L)
     terms: Callable[[StepInputs], dict[str, Tensor]]  # named loss terms; the training loss is their sum
     check: Callable[[KDConfig, str], None] = field(default=accept)  # ConfigError naming ``key.<setting>``
 
@@ -99,9 +99,29 @@ def check_kd(kd: KDConfig, key: str) -> None:
 
 
 def loss_terms(inputs: StepInputs) -> dict[str, Tensor]:
-    """Named loss terms of one batch: the objective's own, then the weighted label term of BAN+L."""
-    objective = objective_of(inputs.kd)
-    terms = objective.terms(inputs)
-    if objective.adds_label_term and inputs.kd.label_weight > 0:
-        terms["label"] = inputs.kd.label_weight * inputs.label_cross_entropy()
+    """Named loss terms of one batch, as the objective of ``inputs.kd`` defines them."""
+    return objective_of(inputs.kd).terms(inputs)
+
+
+def matching(target: Callable[[StepInputs], Tensor]) -> Callable[[StepInputs], dict[str, Tensor]]:
+    """The terms of an objective that matches ``target`` (a new N x C tensor of probabilities at
+    temperature T): ``kd`` = T^2 CE(softmax(z / T), target), and with ``kd.label_weight = w > 0`` the
+    label term of BAN+L, ``label`` = w CE(z, y).
+
+    At T = 1 both are one cross-entropy to ``target + w * onehot(y)``: one pass over the classes
+    forward and backward instead of two (the logged split between the terms is kept).
+    """
+
+    def terms(inputs: StepInputs) -> dict[str, Tensor]:
+        temperature, weight = inputs.kd.temperature, inputs.kd.label_weight
+        goal = target(inputs)
+        if weight <= 0 or temperature != 1:
+            kd = soft_cross_entropy_from_log_probs(inputs.log_probs(temperature), goal, temperature)
+            return {"kd": kd, **({"label": weight * inputs.label_cross_entropy()} if weight > 0 else {})}
+        log_q = inputs.log_probs()
+        label = weight * F.nll_loss(log_q.detach(), inputs.targets)  # logged; its gradient comes from `both`
+        goal.scatter_add_(1, inputs.targets[:, None], torch.full_like(goal[:, :1], weight))
+        both = soft_cross_entropy_from_log_probs(log_q, goal)
+        return {"kd": both - label, "label": label}
+
     return terms

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from torch import Tensor
 
-from ban.objectives import OBJECTIVES, Objective, StepInputs
-from ban.objectives.functional import soft_cross_entropy, soft_cross_entropy_from_log_probs, teacher_probs
+from ban.objectives import OBJECTIVES, Objective, StepInputs, matching
+from ban.objectives.functional import soft_cross_entropy, teacher_probs
 
 
 def ban_loss(z: Tensor, t: Tensor, temperature: float = 1.0) -> Tensor:
@@ -13,12 +13,10 @@ def ban_loss(z: Tensor, t: Tensor, temperature: float = 1.0) -> Tensor:
     return soft_cross_entropy(z, teacher_probs(t, temperature), temperature)
 
 
-def terms(inputs: StepInputs) -> dict[str, Tensor]:
-    temperature = inputs.kd.temperature
-    target = teacher_probs(inputs.teacher, temperature)
-    return {"kd": soft_cross_entropy_from_log_probs(inputs.log_probs(temperature), target, temperature)}
+def target(inputs: StepInputs) -> Tensor:
+    return teacher_probs(inputs.teacher, inputs.kd.temperature)
 
 
 OBJECTIVES.register(Objective(
     name="ban", summary="the teacher's full distribution (BAN; with kd.label_weight > 0, BAN+L)",
-    needs_teacher=True, adds_label_term=True, terms=terms))
+    needs_teacher=True, terms=matching(target)))

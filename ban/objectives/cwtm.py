@@ -39,4 +39,4 @@ def check(kd: KDConfig, key: str) -> None:
 
 OBJECTIVES.register(Objective(
     name="cwtm", summary="the labels, each example weighted by the teacher's confidence (CWTM)",
-    needs_teacher=True, adds_label_term=False, terms=terms, check=check))
+    needs_teacher=True, terms=terms, check=check))

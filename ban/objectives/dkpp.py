@@ -5,8 +5,8 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from ban.objectives import OBJECTIVES, Objective, Shard, StepInputs
-from ban.objectives.functional import soft_cross_entropy, soft_cross_entropy_from_log_probs, teacher_probs
+from ban.objectives import OBJECTIVES, Objective, Shard, StepInputs, matching
+from ban.objectives.functional import soft_cross_entropy, teacher_probs
 
 
 def dkpp_targets(t: Tensor, generator: torch.Generator | None = None, temperature: float = 1.0,
@@ -36,12 +36,10 @@ def dkpp_loss(z: Tensor, t: Tensor, generator: torch.Generator | None = None,
     return soft_cross_entropy(z, dkpp_targets(t, generator, temperature), temperature)
 
 
-def terms(inputs: StepInputs) -> dict[str, Tensor]:
-    temperature = inputs.kd.temperature
-    target = dkpp_targets(inputs.teacher, inputs.generator, temperature, inputs.shard)
-    return {"kd": soft_cross_entropy_from_log_probs(inputs.log_probs(temperature), target, temperature)}
+def target(inputs: StepInputs) -> Tensor:
+    return dkpp_targets(inputs.teacher, inputs.generator, inputs.kd.temperature, inputs.shard)
 
 
 OBJECTIVES.register(Objective(
     name="dkpp", summary="the teacher's distribution with the dark knowledge permuted (DKPP)",
-    needs_teacher=True, adds_label_term=True, terms=terms))
+    needs_teacher=True, terms=matching(target)))

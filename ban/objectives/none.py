@@ -13,4 +13,4 @@ def terms(inputs: StepInputs) -> dict[str, Tensor]:
 
 OBJECTIVES.register(Objective(
     name="none", summary="the labels only: the control, a re-seeded network without a teacher",
-    needs_teacher=False, adds_label_term=False, terms=terms))
+    needs_teacher=False, terms=terms))

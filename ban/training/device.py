@@ -72,13 +72,21 @@ def configure_determinism(enabled: bool) -> None:
 
 
 @contextlib.contextmanager
-def explain_nondeterminism() -> Iterator[None]:
-    """Name the operation that ``train.deterministic`` refuses, in one line instead of a traceback."""
+def explain_refusals(precision: str) -> Iterator[None]:
+    """One line instead of a traceback when the device refuses the settings: an operation that
+    ``train.deterministic`` forbids, or a kernel this CPU has no version of in ``precision`` (oneDNN
+    has no bf16 LSTM without AVX512-BF16 or AMX)."""
     try:
         yield
     except RuntimeError as error:
-        operation, found, _ = str(error).partition(" does not have a deterministic implementation")
-        if not found:
-            raise
-        raise ConfigError(f"train.deterministic: the network uses {operation}, which has no deterministic "
-                          "implementation on this device; set train.deterministic: false") from None
+        text = str(error)
+        operation, found, _ = text.partition(" does not have a deterministic implementation")
+        if found:
+            raise ConfigError(f"train.deterministic: the network uses {operation}, which has no "
+                              "deterministic implementation on this device; set train.deterministic: false") \
+                from None
+        if text.startswith("could not create a primitive descriptor") and precision == "bf16":
+            layer = text.split(" for the ", 1)[1].split(" primitive")[0] if " for the " in text else "a layer"
+            raise ConfigError(f"train.precision: this CPU has no bf16 kernel for {layer}; use fp32 (or auto, "
+                              "which picks bf16 only on CPUs with AVX512-BF16 or AMX)") from None
+        raise

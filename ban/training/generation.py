@@ -30,7 +30,7 @@ from ban.training.checks import check_data
 from ban.training.closure import ROOT
 from ban.training.device import (
     configure_determinism,
-    explain_nondeterminism,
+    explain_refusals,
     resolve_device,
     resolve_precision,
 )
@@ -82,7 +82,7 @@ def train_generation(params: Params, name: str, code: list[Path]) -> dict[str, A
     history = resume(trainer, state, digest, ranks.world)
     interrupt.install()
     try:
-        with explain_nondeterminism():
+        with explain_refusals(precision):
             run_with_logging(trainer, state, digest, history, ranks)
         metrics = write_outputs(trainer, model, domain, generation, history) if ranks.is_main else {}
         wait_for_all(ranks.world)
