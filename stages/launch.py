@@ -29,8 +29,6 @@ PACKAGE = Path(__file__).resolve().parents[1] / "ban"
 
 def main(argv: list[str]) -> None:
     args = parser().parse_args(argv)
-    for signum in (signal.SIGINT, signal.SIGTERM):  # also when started in the background (SIGINT ignored)
-        signal.signal(signum, cancel)
     root = Path.cwd()
     if not (root / "dvc.yaml").exists() or not (root / ".git").exists():
         raise ConfigError("run it at the root of the project's git repository (where dvc.yaml is)")
@@ -136,6 +134,8 @@ def launch(jobs: list, settings: Settings, resources: Resources, args: argparse.
     runtime_env = {"py_modules": [str(PACKAGE)], "env_vars": {"DVC_NO_ANALYTICS": "1"}}
     ray.init(address=address, runtime_env=runtime_env, include_dashboard=False, log_to_driver=False,
              configure_logging=False)
+    for signum in (signal.SIGINT, signal.SIGTERM):  # after ray.init, which installs handlers of its own
+        signal.signal(signum, cancel)  # SIGINT too: a background start leaves it ignored
     try:
         available = ray.cluster_resources()
         print(f"Ray: {available.get('CPU', 0):g} CPUs, {available.get('GPU', 0):g} GPUs "

@@ -287,3 +287,31 @@ def test_dvc_repro_of_a_language_model_chain(tmp_path: Path, corpus: Path) -> No
     assert "test_perplexity" in results
     assert all(name in results for name in ("gen0", "gen1", "gen2", "ens2"))
     assert (project / "reports/generations.png").stat().st_size > 0
+
+
+class CountingTextDomain(TextDomain):
+    """The real text domain, counting how many times each split is evaluated."""
+
+    def __init__(self, *args: Any) -> None:
+        super().__init__(*args)
+        self.predicted: list[str] = []
+
+    def predict(self, model: torch.nn.Module, split: str) -> Any:
+        self.predicted.append(split)
+        return super().predict(model, split)
+
+
+def test_the_outputs_reuse_the_last_epochs_evaluation(corpus: Path) -> None:
+    """Validation and test are evaluated after each evaluated epoch, and not again for the outputs;
+    with ``train.eval_every: 2`` over 3 epochs, after epochs 2 and 3 only."""
+    settings = TrainConfig(epochs=3, batch_size=4, bptt=5, precision="fp32", eval_every=2)
+    text = CountingTextDomain(prepare_corpus("ptb", corpus, download=False), settings, CPU, "fp32")
+    trainer = Trainer(tiny(text), text, settings, KDConfig(mode="none"), seed=0, device=CPU, precision="fp32",
+                      generation="gen0")
+    reports: list[Any] = []
+    trainer.run(reports.append)
+    assert [sorted(report.eval) for report in reports] == [[], ["test", "valid"], ["test", "valid"]]
+    assert text.predicted == ["valid", "test"] * 2
+    final = trainer.final_predictions()
+    assert text.predicted == ["valid", "test"] * 2  # nothing evaluated again
+    assert final["test"].nll == pytest.approx(reports[-1].eval["test"]["nll"])

@@ -103,3 +103,23 @@ def test_gate_fails_on_a_regression_and_passes_within_tolerance(project: Path) -
         f"gate failed: gen1 test_error is nan (was {before['gen1']:.2f})",
         f"gate failed: gen2 test_error is missing (was {before['gen2']:.2f})"]
     run(project, "git", "checkout", "--", "metrics/summary.json")
+
+
+def cached(output: str) -> list[str]:
+    """Names of the stages a ``dvc repro``/``dvc exp run`` output says it restored from the run-cache."""
+    return [line.split("'")[1] for line in output.splitlines() if line.startswith("Stage '") and
+            "is cached - skipping run" in line]
+
+
+def test_returning_to_earlier_params_restores_generations_from_the_run_cache(project: Path) -> None:
+    """No train stage has a persistent output, so DVC run-caches them: seed 0, seed 1, seed 0 again
+    trains the teacher twice, not three times; a kd.mode experiment and back restores the students."""
+    other_seed = run(project, "dvc", "exp", "run", "-S", "seed=1", "-S", "kd.mode=ban")
+    assert "teacher" in stages_run(other_seed.stdout)
+    back = run(project, "dvc", "exp", "run", "-S", "seed=0", "-S", "kd.mode=ban")
+    assert {"teacher", "student@gen1", "student@gen2"} <= set(cached(back.stdout))
+    assert not {"teacher", "student@gen1", "student@gen2"} & set(stages_run(back.stdout))
+    run(project, "dvc", "exp", "run", "-S", "kd.mode=dkpp")
+    again = run(project, "dvc", "exp", "run", "-S", "kd.mode=ban")
+    assert {"student@gen1", "student@gen2"} <= set(cached(again.stdout))
+    assert not any(stage.startswith(("teacher", "student")) for stage in stages_run(again.stdout))

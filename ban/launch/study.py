@@ -10,6 +10,7 @@ one-line error and the others go on. Ctrl-C cancels every job: running ones stop
 
 from __future__ import annotations
 
+import socket
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -26,15 +27,15 @@ POLL_S = 5.0
 
 @ray.remote(num_cpus=0)
 class Progress:
-    """Which jobs have started, for the driver's count of running ones."""
+    """Which jobs have started and on which host (a retry starts again), for the driver's log."""
 
     def __init__(self) -> None:
-        self._started: set[str] = set()
+        self._started: dict[str, tuple[str, int]] = {}  # name -> (host, attempt)
 
-    def start(self, name: str) -> None:
-        self._started.add(name)
+    def start(self, name: str, host: str) -> None:
+        self._started[name] = (host, self._started.get(name, ("", 0))[1] + 1)
 
-    def started(self) -> set[str]:
+    def started(self) -> dict[str, tuple[str, int]]:
         return self._started
 
 
@@ -72,15 +73,22 @@ def run_study(jobs: list[Job], settings: Settings, resources: Resources, say: Ca
     for job in jobs:  # shared stages come before the experiments that need them
         ref = task.remote(job, settings, progress, *[by_name[name] for name in job.needs])
         refs[ref], by_name[job.name] = job, ref
-    pending = list(refs)
+    pending, announced = list(refs), {}
+    by_job = {job.name: job for job in jobs}
     try:
         while pending:
             done, pending = ray.wait(pending, num_returns=1, timeout=POLL_S)
+            started = ray.get(progress.started.remote())
+            for name, (host, attempt) in started.items():
+                if announced.get(name) != (host, attempt) and name not in outcome.results:
+                    again = f" (attempt {attempt})" if attempt > 1 else ""
+                    say(f"start  {name} ({describe(by_job[name])}) on {host}{again}   "
+                        + counts(jobs, outcome, started))
+            announced = dict(started)
             for ref in done:
-                job = refs[ref]
-                result = collect(ref, job)
-                outcome.results[job.name] = result
-                say(finished_line(result) + "   " + counts(jobs, outcome, ray.get(progress.started.remote())))
+                result = collect(ref, refs[ref])
+                outcome.results[result.name] = result
+                say(finished_line(result) + "   " + counts(jobs, outcome, started))
     except KeyboardInterrupt:
         say("cancelling the study: stopping the running jobs (their stages save the epoch they are in)")
         for ref in pending:
@@ -92,7 +100,7 @@ def run_study(jobs: list[Job], settings: Settings, resources: Resources, say: Ca
 
 def execute(job: Job, settings: Settings, progress: Any, *upstream: JobResult) -> JobResult:
     """The Ray task: the job on the devices Ray assigned to this worker."""
-    progress.start.remote(job.name)
+    progress.start.remote(job.name, socket.gethostname())
     gpus = tuple(str(gpu) for gpu in ray.get_gpu_ids())
     return run_job(job, Settings(**{**settings.__dict__, "gpu_ids": gpus}), list(upstream))
 
@@ -107,10 +115,13 @@ def collect(ref: Any, job: Job) -> JobResult:
         return JobResult(job.name, job.overrides, ok=False, error=line, stage=job.stage)
 
 
+def describe(job: Job | JobResult) -> str:
+    return f"shared stage {job.stage}" if job.stage else " ".join(job.overrides) or "committed params"
+
+
 def finished_line(result: JobResult) -> str:
     """One line per finished job: name, overrides, headline metrics (or the error), time."""
-    what = " ".join(result.overrides) or "committed params"
-    what = f"shared stage {result.stage}" if result.stage else what
+    what = describe(result)
     took = f"{result.seconds / 60:.1f} min"
     if not result.ok:
         return f"FAILED {result.name} ({what}): {result.error}  [{took}]"
@@ -127,7 +138,7 @@ def headline(metrics: dict[str, dict[str, Any]]) -> str:
     return f"{metric} {figures}"
 
 
-def counts(jobs: list[Job], outcome: Outcome, started: set[str]) -> str:
+def counts(jobs: list[Job], outcome: Outcome, started: dict[str, tuple[str, int]]) -> str:
     experiments = [job for job in jobs if job.is_experiment]
     done = sum(job.name in outcome.results for job in experiments)
     running = sum(job.name in started and job.name not in outcome.results for job in experiments)
