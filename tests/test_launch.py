@@ -38,6 +38,7 @@ class Study:
     dvc_remote: Path
     work: Path
     result: subprocess.CompletedProcess[str]
+    killed: list[str]
 
     @property
     def logs(self) -> dict[str, str]:
@@ -88,14 +89,37 @@ def launch(project: Path, git_remote: Path, dvc_remote: Path, work: Path, name: 
     return result
 
 
+def kill_first_training(work: Path, generation: str, killed: list[str]) -> threading.Thread:
+    """A thread that SIGKILLs the first ``generation`` training of an experiment once an epoch is saved."""
+    def watch() -> None:
+        deadline = time.monotonic() + 600
+        while time.monotonic() < deadline and not killed:
+            for log in work.glob("*/logs/*-seed_*.log"):
+                saved = list(work.glob(f"*/state/{generation}-*.pt"))
+                if f"{generation} epoch   1/" not in log.read_text() or not saved:
+                    continue
+                for process in psutil.process_iter(["pid", "cmdline", "cwd"]):
+                    if process.info["cmdline"] == ["python", "-m", "stages.train", generation] and \
+                            process.info["cwd"] and Path(process.info["cwd"]).name == log.stem:
+                        process.send_signal(signal.SIGKILL)
+                        killed.append(log.stem)
+                        return
+            time.sleep(0.05)
+
+    return threading.Thread(target=watch, daemon=True)
+
+
 @pytest.fixture(scope="module")
 def study(tmp_path_factory: pytest.TempPathFactory) -> Study:
-    """2 seeds x 2 kd modes of a one-student chain, run to the end."""
+    """2 seeds x 2 kd modes of a one-student chain, run to the end; one student's training process
+    is SIGKILLed once its first epoch is saved."""
     root = tmp_path_factory.mktemp("study")
     project = make_project(root / "project", STUDY)
     git_remote, dvc_remote = remotes(root, project, "reference")
-    result = launch(project, git_remote, dvc_remote, root / "work", "ref", *GRID)
-    return Study(project, git_remote, dvc_remote, root / "work", result)
+    killed: list[str] = []
+    result = launch(project, git_remote, dvc_remote, root / "work", "ref", *GRID,
+                    watch=kill_first_training(root / "work", "gen1", killed))
+    return Study(project, git_remote, dvc_remote, root / "work", result, killed)
 
 
 def test_every_experiment_runs_and_is_reported_as_it_ends(study: Study) -> None:
@@ -139,42 +163,20 @@ def test_experiments_come_back_through_the_git_remote(study: Study, tmp_path: Pa
     assert metrics[(0, "ban")]["gen0"] != metrics[(1, "ban")]["gen0"]
 
 
-def kill_first_training(work: Path, generation: str, killed: list[str]) -> threading.Thread:
-    """A thread that SIGKILLs the first ``generation`` training of an experiment once an epoch is saved."""
-    def watch() -> None:
-        deadline = time.monotonic() + 600
-        while time.monotonic() < deadline and not killed:
-            for log in work.glob("*/logs/kill-*.log"):
-                saved = list(work.glob(f"*/state/{generation}-*.pt"))
-                if f"{generation} epoch   1/" not in log.read_text() or not saved:
-                    continue
-                for process in psutil.process_iter(["pid", "cmdline", "cwd"]):
-                    if process.info["cmdline"] == ["python", "-m", "stages.train", generation] and \
-                            process.info["cwd"] and Path(process.info["cwd"]).name == log.stem:
-                        process.send_signal(signal.SIGKILL)
-                        killed.append(log.stem)
-                        return
-            time.sleep(0.05)
-
-    return threading.Thread(target=watch, daemon=True)
-
-
-def test_a_killed_training_is_retried_and_ends_with_the_same_metrics(study: Study, tmp_path: Path) -> None:
-    """The same study through new remotes; one student's process is SIGKILLed after its first epoch.
-    Ray retries the job on a fresh clone, the stage resumes from its saved epoch, and every metric
-    equals the uninterrupted study's."""
-    project = make_project(tmp_path / "project", STUDY)
-    git_remote, dvc_remote = remotes(tmp_path, project, "killed")
-    killed: list[str] = []
-    result = launch(project, git_remote, dvc_remote, tmp_path / "work", "kill", *GRID,
-                    watch=kill_first_training(tmp_path / "work", "gen1", killed))
-    assert result.returncode == 0, result.stdout + result.stderr
-    assert len(killed) == 1
-    log = (tmp_path / "work" / "kill" / "logs" / f"{killed[0]}.log").read_text()
-    assert log.count(f"=== {killed[0]} on ") == 2  # the first attempt, and Ray's retry
+def test_a_killed_training_is_retried_and_ends_as_an_uninterrupted_run(study: Study, tmp_path: Path) -> None:
+    """Ray retries the job whose training was SIGKILLed, in a fresh clone; the stage resumes from its
+    saved epoch, and the experiment's metrics equal the same experiment run without interruption."""
+    assert len(study.killed) == 1
+    name = study.killed[0]
+    log = study.logs[name]
+    assert log.count(f"=== {name} on ") == 2  # the first attempt, and Ray's retry
     assert re.search(r"gen1: resuming after epoch [1-3] from \S+/state/gen1-[0-9a-f]{16}\.pt", log)
-    again = Study(project, git_remote, dvc_remote, tmp_path / "work", result).metrics()
-    assert again == study.metrics()
+    assert re.search(rf"^start  {name} \(.*\) on .+ \(attempt 2\)", study.result.stdout, re.MULTILINE)
+    seed, mode = re.search(r"seed_(\d)_kd_mode_(\w+)$", name).groups()
+    alone = make_project(tmp_path / "alone", STUDY)
+    run(alone, "dvc", "exp", "run", "-S", f"seed={seed}", "-S", f"kd.mode={mode}")
+    uninterrupted = json.loads((alone / "metrics/summary.json").read_text())
+    assert study.metrics()[(int(seed), mode)] == uninterrupted
 
 
 def test_a_bad_override_and_a_failing_stage_are_reported_and_the_others_finish(study: Study) -> None:
