@@ -3,6 +3,7 @@
     python -m bench.lm_speed                                  # both families, CPU sizes
     python -m bench.lm_speed --sizes paper --device cuda      # the paper's networks
     python -m bench.lm_speed --precisions fp32 bf16           # both precisions
+    python -m bench.lm_speed --repeats 1                      # one run instead of three
 
 Two students of the same family are trained side by side with ``Trainer.step`` on
 ``TextDomain``, window by window, on a random 10,000-word corpus (PTB's vocabulary size:
@@ -12,8 +13,10 @@ the softmax layer is most of the cost, and a step's speed does not depend on the
 * ``distill``: a BAN+L student step, the frozen teacher's forward included
   (``kd.mode: ban``, ``kd.label_weight: 1``, the language-model recipe).
 
-The two steps alternate on every window, so both meet the same machine load; the table
-shows median tokens/s and the median of the per-window ratios of their times.
+The two steps alternate on every window, so both meet the same machine load; a run gives
+median tokens/s and the median of the per-window ratios of their times. Runs are repeated
+(``--repeats``, interleaved over the models) and the table shows the median run and every
+run's ratio. A precision the device has no kernels for is reported, not measured.
 
 Sizes (batch 32 for lstm and 20 for cnn_lstm, 35 steps unrolled, as in the paper):
 
@@ -36,9 +39,10 @@ from typing import Any
 import torch
 
 from ban.core.config import KDConfig, OptimizerConfig, TrainConfig
+from ban.core.errors import ConfigError
 from ban.data.prepared import Prepared
 from ban.nets import build_model, count_parameters
-from ban.training.device import resolve_device, resolve_precision
+from ban.training.device import explain_refusals, resolve_device, resolve_precision
 from ban.training.domain import make_domain
 from ban.training.engine import Trainer
 from bench.train_speed import machine, table
@@ -101,7 +105,8 @@ def measure(arch: str, sizes: str, precision: str, steps: int, warmup: int,
     for index, batch in enumerate(domain.train_batches(torch.Generator())):
         for kind, trainer in trainers.items():
             wall, cpu = time.perf_counter(), time.process_time()
-            trainer.step(batch, *runners[kind])
+            with explain_refusals(precision):
+                trainer.step(batch, *runners[kind])
             synchronize(device)
             if index >= warmup:
                 seconds[kind].append(time.perf_counter() - wall)
@@ -148,8 +153,17 @@ def parse_arguments(argv: list[str]) -> argparse.Namespace:
                         help="each of auto | fp32 | bf16 (default: auto)")
     parser.add_argument("--steps", type=int, help="timed windows per kind (default: 10 on CPU, 50 on CUDA)")
     parser.add_argument("--warmup", type=int, help="untimed windows first (default: 2 on CPU, 10 on CUDA)")
+    parser.add_argument("--repeats", type=int, default=3,
+                        help="runs of each model; medians are shown (default: 3)")
     parser.add_argument("--out", type=Path, default=Path("bench/results/lm_speed.json"))
     return parser.parse_args(argv)
+
+
+def median_run(rows: list[dict[str, Any]]) -> dict[str, Any]:
+    """The run with the median distill/plain ratio, with every run's ratio beside it."""
+    ranked = sorted(rows, key=lambda row: row["distill/plain time"])
+    ratios = ", ".join(f"{row['distill/plain time']:.2f}" for row in rows)
+    return {**ranked[(len(ranked) - 1) // 2], "runs": ratios}
 
 
 def main(argv: list[str]) -> None:
@@ -159,20 +173,35 @@ def main(argv: list[str]) -> None:
     steps, warmup = DEFAULT_STEPS[kind]
     steps, warmup = args.steps or steps, warmup if args.warmup is None else args.warmup
     sizes = args.sizes or ("paper" if kind == "cuda" else "cpu")
-    records, rows = [], []
-    for arch in args.archs:
-        for precision in args.precisions:
-            records.append(measure(arch, sizes, precision, steps, warmup, device))
-            rows.append(summarise(records[-1]))
-            print(" ".join(f"{key} {value:,.2f}" if isinstance(value, float) else f"{key} {value}"
-                           for key, value in rows[-1].items()), flush=True)
+    settings = [(arch, precision) for arch in args.archs for precision in args.precisions]
+    records: list[dict[str, Any]] = []
+    runs: dict[tuple[str, str], list[dict[str, Any]]] = {setting: [] for setting in settings}
+    refused: dict[tuple[str, str], str] = {}
+    for repeat in range(1, args.repeats + 1):
+        for arch, precision in (setting for setting in settings if setting not in refused):
+            try:
+                records.append(measure(arch, sizes, precision, steps, warmup, device))
+            except ConfigError as error:
+                refused[(arch, precision)] = str(error)
+                print(f"{arch} {precision}: not measured: {error}", flush=True)
+                continue
+            runs[(arch, precision)].append(summarise(records[-1]))
+            print(f"run {repeat}/{args.repeats}: " + " ".join(
+                f"{key} {value:,.2f}" if isinstance(value, float) else f"{key} {value}"
+                for key, value in runs[(arch, precision)][-1].items()), flush=True)
+    rows = [median_run(rows) for rows in runs.values() if rows]
     header = (f"{machine(device)}; torch {torch.__version__}; sizes {sizes}, bptt {BPTT}, vocabulary "
-              f"{VOCAB:,}; medians of {steps} alternated windows after {warmup}")
-    print(f"\n{header}\n\n{table(rows, list(rows[0]))}")
+              f"{VOCAB:,}; medians of {steps} alternated windows after {warmup}; "
+              f"the median of {args.repeats} runs")
+    print(f"\n{header}\n\n{table(rows, list(rows[0])) if rows else 'nothing measured'}")
+    for (arch, precision), reason in refused.items():
+        print(f"{arch} {precision}: not measured: {reason}")
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps({"machine": machine(device), "torch": torch.__version__,
                                     "settings": {k: str(v) for k, v in vars(args).items()},
-                                    "summary": rows, "runs": records}, indent=1) + "\n")
+                                    "summary": rows,
+                                    "refused": {f"{a} {p}": r for (a, p), r in refused.items()},
+                                    "runs": records}, indent=1) + "\n")
     print(f"\nwrote {args.out}")
 
 

@@ -56,7 +56,7 @@ def grid(seeds: int, modes: list[str]) -> list[str]:
 
 
 def launcher(project: Path, seeds: int, modes: list[str], jobs: int) -> str:
-    work = project / ".bench-work"
+    work = project.parent / f"{project.name}-work"  # outside the clone, which stays clean
     out = command(project, sys.executable, "-m", "stages.launch", *grid(seeds, modes), "--name", "bench",
                   "--work-dir", str(work), threads=1)
     return out + "".join(path.read_text() for path in work.glob("*/logs/*.log"))
