@@ -102,15 +102,15 @@ def measure(arch: str, sizes: str, precision: str, steps: int, warmup: int,
         runner.reset(batch_size)
     seconds: dict[str, list[float]] = {kind: [] for kind in KINDS}
     cpu_seconds: dict[str, list[float]] = {kind: [] for kind in KINDS}
-    for index, batch in enumerate(domain.train_batches(torch.Generator())):
-        for kind, trainer in trainers.items():
-            wall, cpu = time.perf_counter(), time.process_time()
-            with explain_refusals(precision):
+    with explain_refusals(precision):
+        for index, batch in enumerate(domain.train_batches(torch.Generator())):
+            for kind, trainer in trainers.items():
+                wall, cpu = time.perf_counter(), time.process_time()
                 trainer.step(batch, *runners[kind])
-            synchronize(device)
-            if index >= warmup:
-                seconds[kind].append(time.perf_counter() - wall)
-                cpu_seconds[kind].append(time.process_time() - cpu)
+                synchronize(device)
+                if index >= warmup:
+                    seconds[kind].append(time.perf_counter() - wall)
+                    cpu_seconds[kind].append(time.process_time() - cpu)
     return {"arch": arch, "sizes": sizes, "device": device.type, "precision": precision,
             "batch_size": batch_size, "params": count_parameters(teacher),
             "tokens_per_window": batch_size * BPTT, "seconds": seconds, "cpu_seconds": cpu_seconds}

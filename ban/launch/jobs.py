@@ -30,6 +30,7 @@ import psutil
 
 from ban.core.paths import PARAMS, SUMMARY
 from ban.launch.plan import Job
+from ban.training.interrupt import PR_SET_PDEATHSIG
 
 KILLED = re.compile(r"exited with (-\d+|13[07]|143)\b")  # a signal, or the exit code a shell gives it
 ERROR_LINE = re.compile(r"^(?:error|ERROR): (.*)$")
@@ -234,7 +235,8 @@ class Runner:
 
 # Sets PR_SET_PDEATHSIG to SIGKILL, then becomes the command: a fresh, single-threaded process does it,
 # where preexec_fn in this multi-threaded Ray worker could deadlock.
-_EXEC_WITH_PARENT = ("import ctypes, os, sys; ctypes.CDLL(None).prctl(1, 9, 0, 0, 0); "
+_EXEC_WITH_PARENT = ("import ctypes, os, sys; "
+                     f"ctypes.CDLL(None).prctl({PR_SET_PDEATHSIG}, {int(signal.SIGKILL)}, 0, 0, 0); "
                      "os.execvp(sys.argv[1], sys.argv[1:])")
 
 
