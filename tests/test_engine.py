@@ -68,7 +68,7 @@ def test_student_loss_is_the_cross_entropy_to_its_own_teacher(domain: ImageDomai
         with torch.no_grad():
             expected = ban_loss(student.train()(batch.inputs), teacher.eval()(batch.inputs))
         figures = trainer.step(batch, domain.runner(student), domain.runner(trainer.teacher.model))
-        losses[teacher_seed] = figures["loss/kd"].item()
+        losses[teacher_seed] = figures["loss/kd"].item() / batch.size  # the step returns the batch sums
         assert set(figures) >= {"loss/kd", "analysis/teacher_max_prob"} and "loss/label" not in figures
         assert losses[teacher_seed] == pytest.approx(expected.item(), rel=1e-6)
         assert all(torch.equal(before[k], v) for k, v in teacher.state_dict().items())

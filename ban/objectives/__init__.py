@@ -39,6 +39,11 @@ class Shard:
         dist.all_reduce(summed)
         return summed
 
+    @property
+    def share(self) -> float:
+        """The examples each process would hold if the global batch split evenly."""
+        return self.global_size / self.world
+
     def rand(self, columns: int, generator: torch.Generator | None, device: torch.device) -> Tensor:
         """Uniform draws for this process's examples, drawn for the whole global batch."""
         draws = torch.rand(self.global_size, columns, generator=generator, device=device)
@@ -70,7 +75,17 @@ class StepInputs:
 
     def label_cross_entropy(self) -> Tensor:
         """Batch-mean cross-entropy to the labels, from the shared log-probabilities at T = 1."""
-        return F.nll_loss(self.log_probs(), self.targets)
+        return self.global_mean(F.nll_loss(self.log_probs(), self.targets))
+
+    def global_mean(self, local_mean: Tensor) -> Tensor:
+        """A mean over this process's examples, weighted by their share of the global batch.
+
+        DDP averages the processes' gradients; a batch that splits unevenly (the last one of an epoch)
+        would otherwise weigh each example by the inverse of its process's count. Times
+        ``n_local * world / global_size``, the average over processes is the global batch mean.
+        """
+        weight = len(self.targets) * self.shard.world / self.shard.global_size
+        return local_mean if weight == 1 else local_mean * weight
 
 
 def accept(kd: KDConfig, key: str) -> None:
@@ -117,11 +132,12 @@ def matching(target: Callable[[StepInputs], Tensor]) -> Callable[[StepInputs], d
         goal = target(inputs)
         if weight <= 0 or temperature != 1:
             kd = soft_cross_entropy_from_log_probs(inputs.log_probs(temperature), goal, temperature)
-            return {"kd": kd, **({"label": weight * inputs.label_cross_entropy()} if weight > 0 else {})}
+            return {"kd": inputs.global_mean(kd),
+                    **({"label": weight * inputs.label_cross_entropy()} if weight > 0 else {})}
         log_q = inputs.log_probs()
-        label = weight * F.nll_loss(log_q.detach(), inputs.targets)  # logged; its gradient comes from `both`
+        label = weight * inputs.global_mean(F.nll_loss(log_q.detach(), inputs.targets))  # logged only
         goal.scatter_add_(1, inputs.targets[:, None], torch.full_like(goal[:, :1], weight))
-        both = soft_cross_entropy_from_log_probs(log_q, goal)
+        both = inputs.global_mean(soft_cross_entropy_from_log_probs(log_q, goal))
         return {"kd": both - label, "label": label}
 
     return terms

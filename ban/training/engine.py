@@ -112,9 +112,8 @@ class Trainer:
         examples, started = 0, time.perf_counter()
         lr = self.optimizer.param_groups[0]["lr"]
         for batch in self.domain.train_batches(self.data_generator, self.rank, self.world):
-            figures = self.step(batch, student, teacher)
-            for name, value in figures.items():
-                totals[name] = totals.get(name, 0) + value.detach() * batch.size
+            for name, value in self.step(batch, student, teacher).items():
+                totals[name] = totals.get(name, 0) + value
             examples += batch.size
         self.epoch += 1
         means = self.reduce(totals, examples)
@@ -144,13 +143,21 @@ class Trainer:
         if self.settings.clip_grad_norm > 0:
             nn.utils.clip_grad_norm_(self.model.parameters(), self.settings.clip_grad_norm)
         self.optimizer.step()
-        figures = {f"loss/{name}": value for name, value in losses.items()}
-        figures["error"] = (logits.argmax(1) != batch.targets).float().mean()
+        return self.batch_sums(losses, logits.detach(), teacher_logits, batch, shard)
+
+    @staticmethod
+    def batch_sums(losses: dict[str, torch.Tensor], logits: torch.Tensor, teacher_logits: torch.Tensor | None,
+                   batch: Batch, shard: Shard) -> dict[str, torch.Tensor]:
+        """This process's part of the epoch's sums, so that their total over processes, divided by the
+        examples, is the global mean: each loss term is a global-batch mean scaled for DDP's average
+        (``StepInputs.global_mean``), so it counts for ``shard.share`` examples; the other figures are
+        means over this process's examples."""
+        figures = {f"loss/{name}": value.detach() * shard.share for name, value in losses.items()}
+        figures["error"] = (logits.argmax(1) != batch.targets).float().sum()
         if teacher_logits is not None:
             sample = slice(None, None, max(1, len(logits) // ANALYSIS_EXAMPLES))
-            stats = gradient_decomposition(logits.detach()[sample], teacher_logits[sample],
-                                           batch.targets[sample])
-            figures.update({f"analysis/{name}": value for name, value in stats.items()})
+            stats = gradient_decomposition(logits[sample], teacher_logits[sample], batch.targets[sample])
+            figures.update({f"analysis/{name}": value * batch.size for name, value in stats.items()})
         return figures
 
     def reduce(self, totals: dict[str, torch.Tensor], examples: int) -> dict[str, float]:
