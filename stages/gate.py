@@ -2,21 +2,25 @@
 is no longer a finite number, or disappeared.
 
     python -m stages.gate --against main --tolerance 0.5
+    python -m stages.gate --against main --tolerance 0.5 --reproduce
 
-Compares metrics/summary.json in the workspace with the same file at the revision
-and prints a markdown table of the differences (for CI logs and pull-request comments).
+Compares metrics/summary.json in the workspace with the same file at the revision and prints a
+markdown table of the differences (for CI logs and pull-request comments). With --reproduce the
+revision's metrics are computed on this machine instead of read from git, where they may come from a
+machine whose CPU gives other numbers.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import subprocess
 import sys
+from pathlib import Path
 
-from ban.core.errors import BanError, ConfigError
+from ban.core.errors import BanError
 from ban.core.paths import SUMMARY
-from ban.reporting.gate import compare, markdown
+from ban.reporting.baseline import reproduced_metrics
+from ban.reporting.gate import check_tolerance, compare, markdown, parse_summary
 from stages.cli import run
 
 
@@ -27,15 +31,20 @@ def main(argv: list[str]) -> None:
     parser.add_argument("--tolerance", type=float, default=0.5,
                         help="allowed increase in test error (points) or perplexity (default: 0.5)")
     parser.add_argument("--metrics", default=str(SUMMARY), help=f"metrics file (default: {SUMMARY})")
+    parser.add_argument("--reproduce", action="store_true",
+                        help="compute the revision's metrics on this machine (dvc repro in a temporary "
+                             "worktree sharing this DVC cache) instead of reading its committed ones")
     args = parser.parse_args(argv)
-    if args.tolerance < 0:
-        raise ConfigError("--tolerance: must be >= 0")
-    before = json.loads(read_revision(args.against, args.metrics))
+    check_tolerance(args.tolerance)
     try:
-        with open(args.metrics) as file:
-            after = json.load(file)
+        after = parse_summary(Path(args.metrics).read_text(), args.metrics)
     except FileNotFoundError:
         raise BanError(f"{args.metrics} not found: run `dvc repro` first") from None
+    if args.reproduce:
+        before = parse_summary(reproduced_metrics(args.against, Path(args.metrics)),
+                               f"{args.metrics} of {args.against}, reproduced")
+    else:
+        before = parse_summary(read_revision(args.against, args.metrics), f"{args.metrics} at {args.against}")
     changes = compare(before, after)
     print(markdown(changes, args.against, args.tolerance))
     failures = [change for change in changes if change.fails(args.tolerance)]

@@ -79,6 +79,8 @@ def write_params(directory: Path, overrides: Mapping[str, Any]) -> None:
     (directory / "params.yaml").write_text(yaml.safe_dump(merge(params, overrides), sort_keys=False))
 
 
-def stages_run(output: str) -> list[str]:
-    """Names of the stages a ``dvc repro``/``dvc exp run`` output says it ran."""
-    return [line.split("'")[1] for line in output.splitlines() if line.startswith("Running stage '")]
+def stages_run(output: str, *, validate: bool = False) -> list[str]:
+    """Names of the stages a ``dvc repro``/``dvc exp run`` output says it ran; ``validate``, which checks
+    params.yaml and writes nothing, only when asked."""
+    names = [line.split("'")[1] for line in output.splitlines() if line.startswith("Running stage '")]
+    return [name for name in names if validate or name != "validate"]

@@ -128,10 +128,12 @@ def study(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     return {"project": project, "before": str(before.value), "revs": revs}
 
 
+@pytest.mark.slow
 def test_aggregate_without_experiments_says_how_to_make_them(study: dict[str, Any]) -> None:
     assert study["before"].startswith("no finished experiment: queue some with `dvc exp run --queue")
 
 
+@pytest.mark.slow
 def test_aggregate_reads_every_queued_experiment(study: dict[str, Any]) -> None:
     project, out = study["project"], study["project"] / "reports/study"
     assert {p.name for p in out.iterdir()} == {"study.md", "study.png", "runs.csv", "summary.csv",
@@ -148,6 +150,7 @@ def test_aggregate_reads_every_queued_experiment(study: dict[str, Any]) -> None:
     assert list(frame.loc[frame["name"] == "control", "kind"]) == ["control", "control"]
 
 
+@pytest.mark.slow
 def test_aggregate_pairs_networks_of_the_same_seed(study: dict[str, Any]) -> None:
     out = study["project"] / "reports/study"
     runs = pd.read_csv(out / "runs.csv").set_index(["variant", "name", "seed"])["test_error"]
@@ -163,6 +166,7 @@ def test_aggregate_pairs_networks_of_the_same_seed(study: dict[str, Any]) -> Non
     assert f"| {row['mean']:.2f} ± {row['sd']:.2f} (" in variant_table_row
 
 
+@pytest.mark.slow
 def test_a_student_with_kd_mode_none_trains_without_its_teacher(study: dict[str, Any]) -> None:
     """The chain's kd.mode is ban; the control's own ``kd: {mode: none}`` makes it a label-only run."""
     project, rev = study["project"], study["revs"][0]

@@ -107,6 +107,7 @@ def test_unknown_generation_on_the_command_line(tmp_path):
     assert run_here(tmp_path, train.main, ["gen5"]) == (2, expected)
 
 
+@pytest.mark.slow
 def test_stage_process_exits_2_without_a_traceback(tmp_path):
     write_params(tmp_path, {"train": {"epoch": 3}})
     result = subprocess.run([sys.executable, "-m", "stages.train", "gen0"], cwd=tmp_path, capture_output=True,

@@ -28,6 +28,8 @@ from ban.training.distributed import distribute, start_process_group
 from ban.training.domains.image import ImageDomain
 from ban.training.engine import Trainer
 
+pytestmark = pytest.mark.slow  # real pipelines: processes, DVC, git
+
 CPU = torch.device("cpu")
 
 

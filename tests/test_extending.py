@@ -18,6 +18,8 @@ from project import FAST, ROOT, make_project, merge, run, stages_run, write_para
 
 from ban.training.closure import module_files
 
+pytestmark = pytest.mark.slow  # real pipelines: processes, DVC, git
+
 TRAIN_STAGES = ("teacher", "student@gen1", "student@gen2")
 
 

@@ -31,6 +31,8 @@ from ban.training.domain import make_domain
 from stages import prepare as prepare_stage
 from stages import train as train_stage
 
+pytestmark = pytest.mark.slow  # real pipelines: processes, DVC, git
+
 PREPARED_HINT = "re-create it with `dvc repro prepare` (python -m stages.prepare)"
 TEACHER_HINT = "re-create it with stage teacher (dvc repro)"
 STUDENT_OUTPUTS = ("models/gen1.pt", "preds/gen1.pt", "state", "metrics/gen1.json", "dvclive/gen1")

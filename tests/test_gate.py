@@ -4,8 +4,16 @@ and a generation or ensemble that disappeared, and passes new ones and changes w
 from __future__ import annotations
 
 import math
+import re
+import subprocess
+import sys
+from pathlib import Path
 
-from ban.reporting.gate import compare, markdown
+import pytest
+from project import ROOT
+
+from ban.core.errors import ConfigError
+from ban.reporting.gate import compare, markdown, parse_summary
 
 
 def verdicts(before: dict, after: dict, tolerance: float = 0.5) -> dict[tuple[str, str], str]:
@@ -45,3 +53,35 @@ def test_a_headline_metric_that_is_no_longer_finite_fails() -> None:
 def test_a_metric_missing_from_a_generation_that_remains_fails() -> None:
     assert verdicts({"gen1": {"test_error": 2.0}}, {"gen1": {"test_nll": 0.1}}) == \
         {("gen1", "test_error"): "missing"}
+
+
+@pytest.mark.parametrize("text, message", [
+    ("[1, 2]", "expected an object of generations and ensembles, not an array"),
+    ('{"gen1": 3.5}', "'gen1' should be an object of metrics, not a number"),
+    ('{"gen1": [2.0]}', "'gen1' should be an object of metrics, not an array"),
+    ('{"gen1": {"test_error": 2.0}', "not valid JSON"),
+])
+def test_a_summary_that_is_not_generations_of_metrics_is_refused(text: str, message: str) -> None:
+    with pytest.raises(ConfigError, match=re.escape(f"summary.json: {message}")):
+        parse_summary(text, "summary.json")
+
+
+def gate(*arguments: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "stages.gate", *arguments], cwd=ROOT, capture_output=True,
+                          text=True)
+
+
+@pytest.mark.parametrize("tolerance", ["nan", "-0.5", "inf"])
+def test_the_command_refuses_a_tolerance_that_cannot_decide(tolerance: str) -> None:
+    """``worse > nan`` is false: a NaN tolerance would pass every regression."""
+    result = gate("--tolerance", tolerance)
+    assert (result.returncode, result.stdout) == (2, "")
+    assert result.stderr == f"error: --tolerance: must be a finite number >= 0, not {tolerance}\n"
+
+
+def test_the_command_refuses_a_malformed_metrics_file(tmp_path: Path) -> None:
+    metrics = tmp_path / "summary.json"
+    metrics.write_text('{"gen0": {"test_error": 2.0}, "ens2": 1.1}')
+    result = gate("--metrics", str(metrics))
+    assert (result.returncode, result.stdout) == (2, "")
+    assert result.stderr == f"error: {metrics}: 'ens2' should be an object of metrics, not a number\n"

@@ -23,6 +23,8 @@ import pytest
 import yaml
 from project import environment, make_project, run
 
+pytestmark = pytest.mark.slow  # real pipelines: processes, DVC, git, Ray
+
 # Full digits, a network slow enough (a few tenths of a second per epoch) for a signal to land mid-run.
 STUDY = {"data": {"train_subset": None}, "model": {"arch": "resnet", "depth": 8, "width": 8},
          "train": {"epochs": 4, "batch_size": 64, "device": "cpu", "precision": "fp32"},

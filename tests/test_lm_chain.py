@@ -226,6 +226,7 @@ def test_train_subset_keeps_the_first_tokens_and_the_whole_vocabulary(corpus: Pa
     assert torch.equal(subset.tensors["test"], whole.tensors["test"])
 
 
+@pytest.mark.slow
 def test_a_language_model_on_images_stops_the_stage_with_one_line(tmp_path: Path) -> None:
     (tmp_path / "params.yaml").write_text(yaml.safe_dump({"data": {"name": "digits"}, "model": TINY_LSTM}))
     for stage in ("prepare", "train gen0"):  # what `dvc repro` runs: the teacher's stage refuses the network
@@ -258,6 +259,7 @@ def test_language_model_presets_follow_the_paper_recipe(name: str, recipe: tuple
     assert (params.kd.mode, params.kd.label_weight) == ("ban", 1.0)  # BAN+L, the language-model recipe
 
 
+@pytest.mark.slow
 def test_dvc_repro_of_a_language_model_chain(tmp_path: Path, corpus: Path) -> None:
     project = make_project(tmp_path / "project")
     params = preset("ptb-tiny.yaml")

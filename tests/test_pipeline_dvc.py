@@ -10,6 +10,8 @@ import pytest
 import torch
 from project import make_project, run, stages_run
 
+pytestmark = pytest.mark.slow  # real pipelines: processes, DVC, git
+
 GENERATIONS = ("gen0", "gen1", "gen2")
 
 
@@ -18,8 +20,8 @@ def project(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A committed project after its first ``dvc repro``."""
     path = make_project(tmp_path_factory.mktemp("chain") / "project")
     first = run(path, "dvc", "repro")
-    assert stages_run(first.stdout) == ["prepare", "teacher", "student@gen1", "student@gen2", "ensemble",
-                                        "evaluate"]
+    assert stages_run(first.stdout, validate=True) == ["validate", "prepare", "teacher", "student@gen1",
+                                                       "student@gen2", "ensemble", "evaluate"]
     run(path, "git", "add", "-A")
     run(path, "git", "commit", "-q", "-m", "first run")
     return path
@@ -52,7 +54,22 @@ def test_students_learn_from_their_teacher(project: Path) -> None:
 
 
 def test_second_repro_does_nothing(project: Path) -> None:
-    assert stages_run(run(project, "dvc", "repro").stdout) == []
+    assert stages_run(run(project, "dvc", "repro").stdout, validate=True) == []
+
+
+@pytest.mark.parametrize("command", [("dvc", "repro"), ("dvc", "exp", "run")])
+def test_a_misspelt_key_fails_although_no_stage_reads_it(project: Path, command: tuple[str, ...]) -> None:
+    """``kdd`` is in no stage's params: only the validate stage, which depends on the whole file, sees it."""
+    params = project / "params.yaml"
+    committed = params.read_text()
+    params.write_text(committed + "kdd:\n  mode: cwtm\n")
+    try:
+        result = run(project, *command, check=False)
+    finally:
+        params.write_text(committed)
+    assert result.returncode != 0
+    assert "error: kdd: unknown key (did you mean 'kd'?)" in result.stderr.splitlines()
+    assert stages_run(result.stdout, validate=True) == ["validate"]
 
 
 def test_changing_kd_mode_skips_prepare_and_teacher(project: Path) -> None:
@@ -123,3 +140,30 @@ def test_returning_to_earlier_params_restores_generations_from_the_run_cache(pro
     again = run(project, "dvc", "exp", "run", "-S", "kd.mode=ban")
     assert {"student@gen1", "student@gen2"} <= set(cached(again.stdout))
     assert not any(stage.startswith(("teacher", "student")) for stage in stages_run(again.stdout))
+
+
+def test_gate_reproduces_the_revision_here_instead_of_reading_its_committed_metrics(project: Path) -> None:
+    """A summary committed from another machine (here: every error 5 points lower) fails the plain gate;
+    ``--reproduce`` computes the revision on this machine, restoring what this run shares from the
+    run-cache instead of training it, and finds no change."""
+    run(project, "git", "reset", "-q", "--hard")
+    run(project, "dvc", "checkout", "-q")
+    summary_path = project / "metrics/summary.json"
+    ours = summary_path.read_text()
+    elsewhere = {name: {**values, "test_error": values["test_error"] - 5}
+                 for name, values in json.loads(ours).items()}
+    summary_path.write_text(json.dumps(elsewhere))
+    run(project, "git", "commit", "-q", "-m", "metrics from another machine", "metrics/summary.json")
+    summary_path.write_text(ours)
+    gate = ("python", "-m", "stages.gate", "--against", "HEAD")
+    try:
+        plain = run(project, *gate, check=False)
+        reproduced = run(project, *gate, "--reproduce", check=False)
+    finally:
+        run(project, "git", "reset", "-q", "--hard", "HEAD~1")
+    assert plain.returncode == 1 and "regressed" in plain.stdout
+    assert reproduced.returncode == 0, reproduced.stderr
+    assert reproduced.stdout.count("| +0.00 | ok |") == len(json.loads(ours)) == 4  # gen0-2 and ens2
+    assert {"teacher", "student@gen1", "student@gen2"} <= set(cached(reproduced.stderr))
+    assert not {"prepare", "teacher", "student@gen1", "student@gen2"} & set(stages_run(reproduced.stderr))
+    assert len(run(project, "git", "worktree", "list").stdout.splitlines()) == 1  # the temporary one is gone

@@ -83,6 +83,7 @@ def epochs_trained(output: str, generation: str = "gen0") -> list[int]:
             if line.startswith(f"{generation} epoch ")]
 
 
+@pytest.mark.slow
 def test_state_of_other_params_is_never_read_and_a_finished_stage_leaves_none(reference):
     assert epochs_trained(reference.teacher_output) == [1, 2, 3, 4, 5, 6]
     assert "resuming" not in reference.teacher_output and "discarding" not in reference.teacher_output
@@ -106,6 +107,7 @@ def stop_and_check(project: Path, saved: int, signum: signal.Signals, wait: floa
     return now
 
 
+@pytest.mark.slow
 def test_killed_and_interrupted_chain_ends_bit_identical(reference, tmp_path):
     """A damaged state file, SIGKILL mid-epoch, SIGTERM while an epoch is being saved, SIGINT mid-epoch,
     then the rest of the chain: every model, prediction, metric and DVCLive step equals the uninterrupted
@@ -146,6 +148,7 @@ def test_stop_before_the_first_epoch_says_there_is_nothing_to_resume():
     assert Interrupted("stopped", stop.signum).exit_code == 143
 
 
+@pytest.mark.slow
 def test_finished_stage_rerun_trains_again_to_the_same_bytes(reference, tmp_path):
     """What `dvc repro -f` does to a finished stage (its state is gone): the same training, the same bytes."""
     project = tmp_path / "project"
@@ -166,6 +169,7 @@ def interrupted_after_two_epochs(reference: Finished, directory: Path) -> Path:
     return project
 
 
+@pytest.mark.slow
 def test_an_edit_to_the_training_code_discards_the_state_and_others_keep_it(reference, tmp_path):
     """The state is fingerprinted with the files the train stage imports, the same files dvc.yaml lists:
     an edit to one of them starts the training again (DVC re-runs the stage for it); an edit to the
@@ -187,6 +191,7 @@ def test_an_edit_to_the_training_code_discards_the_state_and_others_keep_it(refe
     assert epochs_trained(rerun.stdout) == [3, 4, 5, 6]
 
 
+@pytest.mark.slow
 def test_fingerprint_follows_what_shapes_training(reference, monkeypatch):
     monkeypatch.chdir(reference.project)  # the data and the teacher are part of it
     settings = yaml.safe_load(Path("params.yaml").read_text())
@@ -205,6 +210,7 @@ def test_fingerprint_follows_what_shapes_training(reference, monkeypatch):
     assert len({same, *others}) == 1 + len(others)
 
 
+@pytest.mark.slow
 def test_nan_stops_at_once_and_keeps_the_last_good_state(reference, tmp_path):
     """The learning rate jumps by 1e9 after epoch 2; deterministic mode is on (a no-op on the CPU)."""
     project = copy_project(reference, tmp_path, {"train": {
@@ -218,6 +224,7 @@ def test_nan_stops_at_once_and_keeps_the_last_good_state(reference, tmp_path):
     assert not (project / "models").exists() and not (project / "preds").exists()
 
 
+@pytest.mark.slow
 def test_full_disk_while_saving_is_one_line_and_keeps_the_previous_state(reference, tmp_path):
     """A real write error from the kernel: once epoch 1 is saved, the running stage may not grow a file
     past 100 KiB (RLIMIT_FSIZE, set from outside with prlimit); the state of an epoch takes about 190 KiB."""
@@ -311,6 +318,7 @@ def queued_results(project: Path) -> dict[int, dict]:
 
 @pytest.mark.skipif(os.environ.get("BAN_SLOW_TESTS") != "1",
                     reason="about 2 minutes on 2 cores: run with BAN_SLOW_TESTS=1")
+@pytest.mark.slow
 def test_queued_experiments_run_side_by_side_without_clobbering(tmp_path):
     """Two queued experiments run at once (-j 2), each in its own temporary workspace: each one's metrics
     are those of its seed trained alone, and the workspace itself is left untouched."""

@@ -7,12 +7,15 @@ import json
 from pathlib import Path
 
 import numpy as np
+import pytest
 import yaml
 from PIL import Image
 from project import ROOT, make_project, run, stages_run
 
 from ban.core.config import params_from_mapping
 from ban.validation import validate_everything
+
+pytestmark = pytest.mark.slow  # real pipelines: processes, DVC, git
 
 PRESET = ROOT / "presets/study-cifar10-32.yaml"
 CLASSES = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"]

@@ -7,9 +7,11 @@ finite number, and a generation or ensemble that disappeared, fail it too.
 
 from __future__ import annotations
 
+import json
 import math
 from dataclasses import dataclass
 
+from ban.core.errors import ConfigError
 from ban.tasks import headline_metrics
 
 FAILING = ("regressed", "not finite", "missing")
@@ -50,6 +52,34 @@ class Change:
         if verdict == "not finite":
             return f"{self.name} {self.metric} is {self.after} (was {_show(self.before)})"
         return f"{self.name} {self.metric} is missing (was {_show(self.before)})"
+
+
+def check_tolerance(tolerance: float) -> float:
+    """A tolerance the comparison can use: NaN would pass every regression (``worse > nan`` is false)."""
+    if not math.isfinite(tolerance) or tolerance < 0:
+        raise ConfigError(f"--tolerance: must be a finite number >= 0, not {tolerance:g}")
+    return tolerance
+
+
+def parse_summary(text: str, source: str) -> dict[str, dict[str, object]]:
+    """A metrics summary (``{name: {metric: value}}``) read from ``source``; anything else is refused,
+    since a gate that cannot read a side must not pass."""
+    try:
+        summary = json.loads(text)
+    except json.JSONDecodeError as error:
+        raise ConfigError(f"{source}: not valid JSON ({error})") from None
+    if not isinstance(summary, dict):
+        raise ConfigError(f"{source}: expected an object of generations and ensembles, not {_kind(summary)}")
+    for name, record in summary.items():
+        if not isinstance(record, dict):
+            raise ConfigError(f"{source}: {name!r} should be an object of metrics, not {_kind(record)}")
+    return summary
+
+
+def _kind(value: object) -> str:
+    """How JSON names a value's type."""
+    kinds = {list: "an array", str: "a string", bool: "a boolean", int: "a number", float: "a number"}
+    return "null" if value is None else kinds.get(type(value), type(value).__name__)
 
 
 def compare(before: dict[str, dict[str, float]], after: dict[str, dict[str, float]]) -> list[Change]:

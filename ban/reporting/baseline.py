@@ -1,0 +1,50 @@
+"""A revision's metrics computed on this machine, so that the gate compares like with like.
+
+The ``metrics/summary.json`` committed at a revision may come from another machine, whose CPU resolves
+``precision: auto`` differently or runs other kernels: the same commit then gives other errors. Here the
+revision is reproduced in a temporary git worktree that shares this repository's DVC cache. Its
+``dvc.lock`` is set aside first: DVC consults its run-cache only for stages that differ from their lock
+entry, and the lock's outputs were made elsewhere. So every stage the current run already made with the
+same code, params and data comes from the run-cache, and only what differs is trained, here.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+from ban.core.errors import BanError
+
+
+def reproduced_metrics(revision: str, path: Path) -> str:
+    """The text of ``path`` after ``dvc repro`` of ``revision`` here; DVC's output goes to stderr."""
+    root = Path(_command(["git", "rev-parse", "--show-toplevel"], Path.cwd()))
+    cache = _command([sys.executable, "-m", "dvc", "cache", "dir"], root)
+    with tempfile.TemporaryDirectory(prefix="ban-baseline-") as parent:
+        tree = Path(parent) / "revision"
+        _command(["git", "worktree", "add", "--detach", str(tree), revision], root)
+        try:
+            _command([sys.executable, "-m", "dvc", "cache", "dir", "--local", cache], tree)
+            (tree / "dvc.lock").unlink(missing_ok=True)
+            print(f"reproducing {revision} here (stages the current run shares come from DVC's run-cache)",
+                  file=sys.stderr, flush=True)
+            repro = subprocess.run([sys.executable, "-m", "dvc", "repro"], cwd=tree, stdout=sys.stderr,
+                                   stderr=sys.stderr)
+            if repro.returncode != 0:
+                raise BanError(f"dvc repro of {revision} failed (exit {repro.returncode}): see above")
+            if not (tree / path).exists():
+                raise BanError(f"{revision} does not write {path}")
+            return (tree / path).read_text()
+        finally:
+            subprocess.run(["git", "worktree", "remove", "--force", str(tree)], cwd=root, capture_output=True)
+
+
+def _command(command: list[str], directory: Path) -> str:
+    """Run a git or dvc command; its stripped output, or one line saying why it failed."""
+    result = subprocess.run(command, cwd=directory, capture_output=True, text=True)
+    if result.returncode != 0:
+        reason = (result.stderr.strip() or result.stdout.strip() or "no output").splitlines()[-1]
+        raise BanError(f"{' '.join(command[-3:])}: {reason}")
+    return result.stdout.strip()
