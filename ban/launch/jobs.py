@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 import psutil
+import yaml
 
 from ban.core.paths import PARAMS, SUMMARY
 from ban.launch.plan import Job
@@ -49,6 +50,7 @@ class Settings:
     dvc_remote: str | None = None  # remote mode: a DVC remote URL or path
     shared_cache: str | None = None  # shared-cache mode: the cache every clone uses
     state_dir: str | None = None  # BAN_STATE_DIR for the train stages: where retries find their state
+    shared_stages: tuple[str, ...] = ()  # stages the study runs once, as dvc.yaml names them
     cpus: int = 1
     gpu_ids: tuple[str, ...] = ()
 
@@ -124,6 +126,7 @@ def run_commands(runner: Runner, job: Job, settings: Settings) -> None:
         fetch_run_cache(runner)
     if settings.params_file:
         shutil.copy(runner.workdir / settings.params_file, runner.workdir / PARAMS)
+    forget_locked(runner, settings.shared_stages)
     if job.is_experiment:
         sets = [argument for override in job.overrides for argument in ("--set-param", override)]
         runner.dvc("exp", "run", *pull, "--name", job.name, *sets)
@@ -136,6 +139,26 @@ def run_commands(runner: Runner, job: Job, settings: Settings) -> None:
         push_run_cache(runner)
     if job.is_experiment:
         runner.dvc("exp", "push", "--no-cache", "origin", job.name)
+
+
+def forget_locked(runner: Runner, stages: tuple[str, ...]) -> None:
+    """Drop the committed ``dvc.lock`` entries of the study's shared stages, so that they come from the
+    run-cache the shared jobs filled.
+
+    DVC prefers a lock entry to the run-cache when a stage's params and deps equal it: it then tries
+    to pull the outputs the entry names and, when those were never pushed (made on another machine),
+    runs the stage again. Without the entry every job finds the shared job's result in the run-cache
+    (or, the shared job itself, runs the stage), whatever the committed lock says.
+    """
+    lock_path = runner.workdir / "dvc.lock"
+    if not stages or not lock_path.exists():
+        return
+    lock = yaml.safe_load(lock_path.read_text())
+    dropped = [stage for stage in stages if lock.get("stages", {}).pop(stage, None) is not None]
+    if dropped:
+        lock_path.write_text(yaml.safe_dump(lock, sort_keys=False))
+        runner.log.write(f"shared stages taken from the run-cache, not dvc.lock: {', '.join(dropped)}\n")
+        runner.log.flush()
 
 
 def fetch_run_cache(runner: Runner) -> None:

@@ -13,7 +13,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-import shutil
+import subprocess
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -69,6 +69,7 @@ def expand_grid(overrides: list[str]) -> list[tuple[str, ...]]:
     from dvc.exceptions import DvcException
     from dvc.utils.cli_parse import to_path_overrides
     from dvc.utils.hydra import get_hydra_sweeps
+    from hydra.errors import HydraException
 
     by_file = to_path_overrides(overrides)
     others = sorted(set(by_file) - {str(PARAMS)})
@@ -78,8 +79,8 @@ def expand_grid(overrides: list[str]) -> list[tuple[str, ...]]:
         return [()]
     try:
         sweeps = get_hydra_sweeps(by_file)
-    except (DvcException, ValueError) as error:
-        raise ConfigError(f"-S: {error}") from None
+    except (DvcException, ValueError, HydraException) as error:
+        raise ConfigError(f"-S {' '.join(overrides)}: {str(error).splitlines()[0]}") from None
     return [tuple(sweep[str(PARAMS)]) for sweep in sweeps]
 
 
@@ -89,13 +90,14 @@ def experiment_name(prefix: str, index: int, overrides: tuple[str, ...]) -> str:
     return f"{prefix}-{index:02d}" + (f"-{slug[:60]}" if slug else "")
 
 
-def plan_study(root: Path, grid: list[tuple[str, ...]], prefix: str,
-               params_file: Path = PARAMS) -> tuple[list[Job], list[Rejected]]:
-    """The jobs of a study (shared stages first, then experiments) and the experiments refused;
-    ``params_file`` holds the params the overrides apply to."""
+def plan_study(root: Path, grid: list[tuple[str, ...]], prefix: str, params_file: Path = PARAMS,
+               commit: str = "HEAD") -> tuple[list[Job], list[Rejected]]:
+    """The jobs of a study (shared stages first, then experiments) and the experiments refused, from
+    ``dvc.yaml`` and ``params_file`` (the params the overrides apply to) as ``commit`` has them: what
+    the jobs will run, whatever the working tree holds."""
     experiments, rejected = [], []
     stages: dict[str, list[Stage]] = {}
-    with scratch_repository(root, params_file) as scratch:
+    with scratch_repository(root, commit, params_file) as scratch:
         for index, overrides in enumerate(grid, start=1):
             name = experiment_name(prefix, index, overrides)
             try:
@@ -132,15 +134,23 @@ def shared_jobs(experiments: list[Experiment], stages: dict[str, list[Stage]]) -
 
 
 @contextmanager
-def scratch_repository(root: Path, params_file: Path) -> Iterator[Path]:
-    """A throwaway DVC repository holding the study's ``dvc.yaml`` and params, to resolve its stages."""
+def scratch_repository(root: Path, commit: str, params_file: Path) -> Iterator[Path]:
+    """A throwaway DVC repository holding the ``dvc.yaml`` and params of ``commit``, to resolve its stages."""
     with tempfile.TemporaryDirectory(prefix="ban-plan-") as directory:
         scratch = Path(directory)
-        shutil.copy(root / "dvc.yaml", scratch / "dvc.yaml")
-        shutil.copy(root / params_file, scratch / PARAMS)
+        (scratch / "dvc.yaml").write_bytes(committed(root, commit, Path("dvc.yaml")))
+        (scratch / PARAMS).write_bytes(committed(root, commit, params_file))
         (scratch / ".dvc").mkdir()
         (scratch / ".dvc" / "config").write_text("[core]\n    no_scm = true\n    analytics = false\n")
         yield scratch
+
+
+def committed(root: Path, commit: str, path: Path) -> bytes:
+    """The content of ``path`` in ``commit``."""
+    shown = subprocess.run(["git", "show", f"{commit}:{path.as_posix()}"], cwd=root, capture_output=True)
+    if shown.returncode != 0:
+        raise ConfigError(f"{path} is not in commit {commit[:12]}: commit it first")
+    return shown.stdout
 
 
 def resolve_stages(scratch: Path, overrides: tuple[str, ...]) -> list[Stage]:
