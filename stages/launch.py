@@ -22,7 +22,7 @@ from ban.core.errors import BanError, ConfigError
 from ban.core.paths import PARAMS
 from ban.launch.cluster import check_cluster
 from ban.launch.jobs import Settings
-from ban.launch.plan import expand_grid, plan_study
+from ban.launch.plan import expand_grid, plan_study, without_finished
 from ban.launch.study import Resources, run_study
 from stages.cli import run
 
@@ -44,11 +44,15 @@ def main(argv: list[str]) -> None:
     base = Path(settings.params_file or PARAMS)
     jobs, rejected = plan_study(root, expand_grid(args.set_param), prefix, base, settings.commit)
     experiments = [job for job in jobs if job.is_experiment]
+    finished = pushed_experiments(settings) & {job.name for job in experiments}
+    jobs = without_finished(jobs, finished)
     shared = [job.stage for job in jobs if not job.is_experiment]
     settings = dataclasses.replace(settings, shared_stages=tuple(sorted(set(shared))))
     print(f"study {prefix}: {len(experiments) + len(rejected)} experiments of commit {settings.commit[:12]}"
           f" ({len(rejected)} refused), {len(shared)} shared stages run once"
           f"{': ' + ', '.join(shared) if shared else ''}; logs in {settings.log_dir}", flush=True)
+    if finished:
+        print("finished before (in the git remote), not run again:", ", ".join(sorted(finished)), flush=True)
     if args.dry_run:
         for job in jobs:
             print(f"  {job.name}: {job.stage or ' '.join(job.overrides) or '(committed params)'}"
@@ -56,13 +60,21 @@ def main(argv: list[str]) -> None:
         return
     outcome = launch(jobs, settings, Resources(args.cpus_per_experiment, args.gpus_per_experiment), args,
                      rejected)
-    succeeded = [result.name for result in outcome.experiments if result.ok]
+    succeeded = sorted(finished) + [result.name for result in outcome.experiments if result.ok]
     if succeeded and settings.git_remote != str(root):
         dvc(root, "exp", "pull", "--no-cache", settings.git_remote, *succeeded)
     print(f"{len(succeeded)} of {len(experiments) + len(rejected)} experiments succeeded; see them with "
           "`dvc exp show`, aggregate them with `python -m stages.aggregate`", flush=True)
     if outcome.failed:
         raise BanError(f"{len(outcome.failed)} experiment(s) failed: {', '.join(outcome.failed)}")
+
+
+def pushed_experiments(settings: Settings) -> set[str]:
+    """Names of the experiments of the study's commit in the git remote: those a relaunched study (same
+    ``--name``) finished before, and pushed only once they had succeeded."""
+    refs = git(Path.cwd(), "ls-remote", settings.git_remote, "refs/exps/*").splitlines()
+    baseline = f"refs/exps/{settings.commit[:2]}/{settings.commit[2:]}/"
+    return {ref.split("\t")[1][len(baseline):] for ref in refs if ref.split("\t")[1].startswith(baseline)}
 
 
 def cancel(signum: int, frame: object) -> None:

@@ -22,6 +22,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -53,6 +54,7 @@ class Settings:
     shared_stages: tuple[str, ...] = ()  # stages the study runs once, as dvc.yaml names them
     cpus: int = 1
     gpu_ids: tuple[str, ...] = ()
+    node: str = ""  # the Ray node the job runs on (several may share a host)
 
 
 @dataclass
@@ -71,8 +73,10 @@ class StageKilled(RuntimeError):
     """A stage process died from a signal (pre-emption, OOM killer, SIGKILL): worth retrying."""
 
 
-def run_job(job: Job, settings: Settings, upstream: list[JobResult]) -> JobResult:
-    """Run ``job`` after the jobs it needs; a failure is a result, a killed stage an exception."""
+def run_job(job: Job, settings: Settings, upstream: list[JobResult],
+            on_line: Callable[[str], None] | None = None) -> JobResult:
+    """Run ``job`` after the jobs it needs; a failure is a result, a killed stage an exception;
+    ``on_line`` sees every line its commands print."""
     started = time.monotonic()
     result = JobResult(job.name, job.overrides, ok=False, host=socket.gethostname(), stage=job.stage)
     failed = [done for done in upstream if not done.ok]
@@ -83,9 +87,10 @@ def run_job(job: Job, settings: Settings, upstream: list[JobResult]) -> JobResul
     log_path = Path(settings.log_dir) / f"{job.name}.log"
     log_path.parent.mkdir(parents=True, exist_ok=True)
     with open(log_path, "a") as log:
-        log.write(f"=== {job.name} on {result.host}, {time.strftime('%Y-%m-%d %H:%M:%S')}\n")
+        node = f", Ray node {settings.node}" if settings.node else ""
+        log.write(f"=== {job.name} on {result.host}{node}, {time.strftime('%Y-%m-%d %H:%M:%S')}\n")
         log.flush()
-        runner = Runner(workdir, log, environment(settings))
+        runner = Runner(workdir, log, environment(settings), on_line)
         try:
             clone(runner, settings)
             run_commands(runner, job, settings)
@@ -213,8 +218,9 @@ class CommandFailed(Exception):
 class Runner:
     """Runs the job's commands in its clone, appending their output to the job's log."""
 
-    def __init__(self, workdir: Path, log: Any, env: dict[str, str]) -> None:
-        self.workdir, self.log, self.env = workdir, log, env
+    def __init__(self, workdir: Path, log: Any, env: dict[str, str],
+                 on_line: Callable[[str], None] | None = None) -> None:
+        self.workdir, self.log, self.env, self.on_line = workdir, log, env, on_line
 
     def dvc(self, *arguments: str) -> str:
         return self.run(sys.executable, "-m", "dvc", *arguments)
@@ -254,6 +260,8 @@ class Runner:
             lines.append(line)
             self.log.write(line)
             self.log.flush()
+            if self.on_line:
+                self.on_line(line)
 
 
 # Sets PR_SET_PDEATHSIG to SIGKILL, then becomes the command: a fresh, single-threaded process does it,

@@ -28,6 +28,8 @@ from ban.core.errors import BanError, ConfigError
 from ban.core.paths import PARAMS
 from ban.validation import validate_everything
 
+TRAINING = "stages.train"  # the command of the stages that train for train.epochs
+
 
 @dataclass(frozen=True)
 class Experiment:
@@ -48,6 +50,7 @@ class Rejected:
 class Stage:
     address: str  # as dvc.yaml names it: "teacher", "student@gen1"
     key: str  # the same for the same command, params values and upstream work
+    epochs: int = 0  # a training stage's epochs (train.epochs), 0 for the others
 
 
 @dataclass(frozen=True)
@@ -58,6 +61,7 @@ class Job:
     overrides: tuple[str, ...]
     stage: str | None  # the shared stage to reproduce; None: the experiment (``dvc exp run``)
     needs: tuple[str, ...]  # jobs whose outputs this one takes from the run-cache
+    epochs: int = 0  # the epochs this job trains, for the study's estimate of the time left
 
     @property
     def is_experiment(self) -> bool:
@@ -125,12 +129,22 @@ def shared_jobs(experiments: list[Experiment], stages: dict[str, list[Stage]]) -
             if stage.key not in jobs:
                 first = by_name[users[stage.key][0]]
                 name = f"shared-{stage.address.replace('@', '-')}-{stage.key[:8]}"
-                jobs[stage.key] = Job(name, first.overrides, stage.address, tuple(upstream))
+                jobs[stage.key] = Job(name, first.overrides, stage.address, tuple(upstream), stage.epochs)
             upstream.append(jobs[stage.key].name)
     shared = list(jobs.values())
     needs = {experiment.name: tuple(jobs[stage.key].name for stage in stages[experiment.name]
                                     if stage.key in jobs) for experiment in experiments}
-    return shared + [Job(e.name, e.overrides, None, needs[e.name]) for e in experiments]
+    epochs = {experiment.name: sum(stage.epochs for stage in stages[experiment.name] if stage.key not in jobs)
+              for experiment in experiments}
+    return shared + [Job(e.name, e.overrides, None, needs[e.name], epochs[e.name]) for e in experiments]
+
+
+def without_finished(jobs: list[Job], finished: set[str]) -> list[Job]:
+    """The jobs left when the ``finished`` experiments are not run again: the other experiments and the
+    shared stages they need."""
+    left = [job for job in jobs if job.is_experiment and job.name not in finished]
+    needed = {name for job in left for name in job.needs}
+    return [job for job in jobs if job.name in needed] + left
 
 
 @contextmanager
@@ -174,6 +188,7 @@ def resolve_stages(scratch: Path, overrides: tuple[str, ...]) -> list[Stage]:
             pipeline = list(repo.index.stages)
             producers = {out.def_path: stage.name for stage in pipeline for out in stage.outs}
             found: dict[str, Any] = {}
+            epochs: dict[str, int] = {}
             for stage in _upstream_first(pipeline, producers):
                 params = {key: value for dep in stage.deps if isinstance(dep, ParamsDependency)
                           for key, value in sorted(dep.read_params().items())}
@@ -183,9 +198,10 @@ def resolve_stages(scratch: Path, overrides: tuple[str, ...]) -> list[Stage]:
                 key = hashlib.sha256(json.dumps([stage.cmd, params, inputs], sort_keys=True,
                                                 default=str).encode()).hexdigest()
                 found[stage.name] = key
+                epochs[stage.name] = params.get("train", {}).get("epochs", 0) if TRAINING in stage.cmd else 0
         finally:
             repo.close()
-        return [Stage(address, key) for address, key in found.items()]
+        return [Stage(address, key, epochs[address]) for address, key in found.items()]
     finally:
         params_file.write_bytes(original)
 
