@@ -9,6 +9,7 @@ DVC's run-cache. Without ``--address`` (or ``RAY_ADDRESS``) a local Ray instance
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import os
 import signal
 import subprocess
@@ -19,8 +20,9 @@ from pathlib import Path
 
 from ban.core.errors import BanError, ConfigError
 from ban.core.paths import PARAMS
+from ban.launch.cluster import check_cluster
 from ban.launch.jobs import Settings
-from ban.launch.plan import expand_grid, plan_study
+from ban.launch.plan import expand_grid, plan_study, without_finished
 from ban.launch.study import Resources, run_study
 from stages.cli import run
 
@@ -36,13 +38,21 @@ def main(argv: list[str]) -> None:
         raise ConfigError("--cpus-per-experiment must be >= 1 and --gpus-per-experiment >= 0")
     prefix = args.name or time.strftime("study-%Y%m%d-%H%M%S")
     settings = study_settings(root, args, prefix)
+    address = args.address or os.environ.get("RAY_ADDRESS")
+    if address and not args.dry_run:
+        check_cluster(address)  # seconds, where ray.init would retry for a minute and end in a traceback
     base = Path(settings.params_file or PARAMS)
-    jobs, rejected = plan_study(root, expand_grid(args.set_param), prefix, base)
+    jobs, rejected = plan_study(root, expand_grid(args.set_param), prefix, base, settings.commit)
     experiments = [job for job in jobs if job.is_experiment]
+    finished = pushed_experiments(settings) & {job.name for job in experiments}
+    jobs = without_finished(jobs, finished)
     shared = [job.stage for job in jobs if not job.is_experiment]
+    settings = dataclasses.replace(settings, shared_stages=tuple(sorted(set(shared))))
     print(f"study {prefix}: {len(experiments) + len(rejected)} experiments of commit {settings.commit[:12]}"
           f" ({len(rejected)} refused), {len(shared)} shared stages run once"
           f"{': ' + ', '.join(shared) if shared else ''}; logs in {settings.log_dir}", flush=True)
+    if finished:
+        print("finished before (in the git remote), not run again:", ", ".join(sorted(finished)), flush=True)
     if args.dry_run:
         for job in jobs:
             print(f"  {job.name}: {job.stage or ' '.join(job.overrides) or '(committed params)'}"
@@ -50,13 +60,21 @@ def main(argv: list[str]) -> None:
         return
     outcome = launch(jobs, settings, Resources(args.cpus_per_experiment, args.gpus_per_experiment), args,
                      rejected)
-    succeeded = [result.name for result in outcome.experiments if result.ok]
+    succeeded = sorted(finished) + [result.name for result in outcome.experiments if result.ok]
     if succeeded and settings.git_remote != str(root):
         dvc(root, "exp", "pull", "--no-cache", settings.git_remote, *succeeded)
     print(f"{len(succeeded)} of {len(experiments) + len(rejected)} experiments succeeded; see them with "
           "`dvc exp show`, aggregate them with `python -m stages.aggregate`", flush=True)
     if outcome.failed:
         raise BanError(f"{len(outcome.failed)} experiment(s) failed: {', '.join(outcome.failed)}")
+
+
+def pushed_experiments(settings: Settings) -> set[str]:
+    """Names of the experiments of the study's commit in the git remote: those a relaunched study (same
+    ``--name``) finished before, and pushed only once they had succeeded."""
+    refs = git(Path.cwd(), "ls-remote", settings.git_remote, "refs/exps/*").splitlines()
+    baseline = f"refs/exps/{settings.commit[:2]}/{settings.commit[2:]}/"
+    return {ref.split("\t")[1][len(baseline):] for ref in refs if ref.split("\t")[1].startswith(baseline)}
 
 
 def cancel(signum: int, frame: object) -> None:
@@ -132,8 +150,11 @@ def launch(jobs: list, settings: Settings, resources: Resources, args: argparse.
 
     address = args.address or os.environ.get("RAY_ADDRESS")
     runtime_env = {"py_modules": [str(PACKAGE)], "env_vars": {"DVC_NO_ANALYTICS": "1"}}
-    ray.init(address=address, runtime_env=runtime_env, include_dashboard=False, log_to_driver=False,
-             configure_logging=False)
+    try:
+        ray.init(address=address, runtime_env=runtime_env, include_dashboard=False, log_to_driver=False,
+                 configure_logging=False)
+    except (ConnectionError, RuntimeError, ray.exceptions.RayError) as error:
+        raise BanError(f"Ray: {str(error).strip().splitlines()[0]}") from None
     for signum in (signal.SIGINT, signal.SIGTERM):  # after ray.init, which installs handlers of its own
         signal.signal(signum, cancel)  # SIGINT too: a background start leaves it ignored
     try:

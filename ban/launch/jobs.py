@@ -22,11 +22,13 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import psutil
+import yaml
 
 from ban.core.paths import PARAMS, SUMMARY
 from ban.launch.plan import Job
@@ -49,8 +51,10 @@ class Settings:
     dvc_remote: str | None = None  # remote mode: a DVC remote URL or path
     shared_cache: str | None = None  # shared-cache mode: the cache every clone uses
     state_dir: str | None = None  # BAN_STATE_DIR for the train stages: where retries find their state
+    shared_stages: tuple[str, ...] = ()  # stages the study runs once, as dvc.yaml names them
     cpus: int = 1
     gpu_ids: tuple[str, ...] = ()
+    node: str = ""  # the Ray node the job runs on (several may share a host)
 
 
 @dataclass
@@ -69,8 +73,10 @@ class StageKilled(RuntimeError):
     """A stage process died from a signal (pre-emption, OOM killer, SIGKILL): worth retrying."""
 
 
-def run_job(job: Job, settings: Settings, upstream: list[JobResult]) -> JobResult:
-    """Run ``job`` after the jobs it needs; a failure is a result, a killed stage an exception."""
+def run_job(job: Job, settings: Settings, upstream: list[JobResult],
+            on_line: Callable[[str], None] | None = None) -> JobResult:
+    """Run ``job`` after the jobs it needs; a failure is a result, a killed stage an exception;
+    ``on_line`` sees every line its commands print."""
     started = time.monotonic()
     result = JobResult(job.name, job.overrides, ok=False, host=socket.gethostname(), stage=job.stage)
     failed = [done for done in upstream if not done.ok]
@@ -81,9 +87,10 @@ def run_job(job: Job, settings: Settings, upstream: list[JobResult]) -> JobResul
     log_path = Path(settings.log_dir) / f"{job.name}.log"
     log_path.parent.mkdir(parents=True, exist_ok=True)
     with open(log_path, "a") as log:
-        log.write(f"=== {job.name} on {result.host}, {time.strftime('%Y-%m-%d %H:%M:%S')}\n")
+        node = f", Ray node {settings.node}" if settings.node else ""
+        log.write(f"=== {job.name} on {result.host}{node}, {time.strftime('%Y-%m-%d %H:%M:%S')}\n")
         log.flush()
-        runner = Runner(workdir, log, environment(settings))
+        runner = Runner(workdir, log, environment(settings), on_line)
         try:
             clone(runner, settings)
             run_commands(runner, job, settings)
@@ -124,6 +131,7 @@ def run_commands(runner: Runner, job: Job, settings: Settings) -> None:
         fetch_run_cache(runner)
     if settings.params_file:
         shutil.copy(runner.workdir / settings.params_file, runner.workdir / PARAMS)
+    forget_locked(runner, settings.shared_stages)
     if job.is_experiment:
         sets = [argument for override in job.overrides for argument in ("--set-param", override)]
         runner.dvc("exp", "run", *pull, "--name", job.name, *sets)
@@ -136,6 +144,26 @@ def run_commands(runner: Runner, job: Job, settings: Settings) -> None:
         push_run_cache(runner)
     if job.is_experiment:
         runner.dvc("exp", "push", "--no-cache", "origin", job.name)
+
+
+def forget_locked(runner: Runner, stages: tuple[str, ...]) -> None:
+    """Drop the committed ``dvc.lock`` entries of the study's shared stages, so that they come from the
+    run-cache the shared jobs filled.
+
+    DVC prefers a lock entry to the run-cache when a stage's params and deps equal it: it then tries
+    to pull the outputs the entry names and, when those were never pushed (made on another machine),
+    runs the stage again. Without the entry every job finds the shared job's result in the run-cache
+    (or, the shared job itself, runs the stage), whatever the committed lock says.
+    """
+    lock_path = runner.workdir / "dvc.lock"
+    if not stages or not lock_path.exists():
+        return
+    lock = yaml.safe_load(lock_path.read_text())
+    dropped = [stage for stage in stages if lock.get("stages", {}).pop(stage, None) is not None]
+    if dropped:
+        lock_path.write_text(yaml.safe_dump(lock, sort_keys=False))
+        runner.log.write(f"shared stages taken from the run-cache, not dvc.lock: {', '.join(dropped)}\n")
+        runner.log.flush()
 
 
 def fetch_run_cache(runner: Runner) -> None:
@@ -190,8 +218,9 @@ class CommandFailed(Exception):
 class Runner:
     """Runs the job's commands in its clone, appending their output to the job's log."""
 
-    def __init__(self, workdir: Path, log: Any, env: dict[str, str]) -> None:
-        self.workdir, self.log, self.env = workdir, log, env
+    def __init__(self, workdir: Path, log: Any, env: dict[str, str],
+                 on_line: Callable[[str], None] | None = None) -> None:
+        self.workdir, self.log, self.env, self.on_line = workdir, log, env, on_line
 
     def dvc(self, *arguments: str) -> str:
         return self.run(sys.executable, "-m", "dvc", *arguments)
@@ -231,6 +260,8 @@ class Runner:
             lines.append(line)
             self.log.write(line)
             self.log.flush()
+            if self.on_line:
+                self.on_line(line)
 
 
 # Sets PR_SET_PDEATHSIG to SIGKILL, then becomes the command: a fresh, single-threaded process does it,

@@ -13,7 +13,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-import shutil
+import subprocess
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -27,6 +27,8 @@ from ban.core.config import params_from_mapping
 from ban.core.errors import BanError, ConfigError
 from ban.core.paths import PARAMS
 from ban.validation import validate_everything
+
+TRAINING = "stages.train"  # the command of the stages that train for train.epochs
 
 
 @dataclass(frozen=True)
@@ -48,6 +50,7 @@ class Rejected:
 class Stage:
     address: str  # as dvc.yaml names it: "teacher", "student@gen1"
     key: str  # the same for the same command, params values and upstream work
+    epochs: int = 0  # a training stage's epochs (train.epochs), 0 for the others
 
 
 @dataclass(frozen=True)
@@ -58,6 +61,7 @@ class Job:
     overrides: tuple[str, ...]
     stage: str | None  # the shared stage to reproduce; None: the experiment (``dvc exp run``)
     needs: tuple[str, ...]  # jobs whose outputs this one takes from the run-cache
+    epochs: int = 0  # the epochs this job trains, for the study's estimate of the time left
 
     @property
     def is_experiment(self) -> bool:
@@ -69,6 +73,7 @@ def expand_grid(overrides: list[str]) -> list[tuple[str, ...]]:
     from dvc.exceptions import DvcException
     from dvc.utils.cli_parse import to_path_overrides
     from dvc.utils.hydra import get_hydra_sweeps
+    from hydra.errors import HydraException
 
     by_file = to_path_overrides(overrides)
     others = sorted(set(by_file) - {str(PARAMS)})
@@ -78,8 +83,8 @@ def expand_grid(overrides: list[str]) -> list[tuple[str, ...]]:
         return [()]
     try:
         sweeps = get_hydra_sweeps(by_file)
-    except (DvcException, ValueError) as error:
-        raise ConfigError(f"-S: {error}") from None
+    except (DvcException, ValueError, HydraException) as error:
+        raise ConfigError(f"-S {' '.join(overrides)}: {str(error).splitlines()[0]}") from None
     return [tuple(sweep[str(PARAMS)]) for sweep in sweeps]
 
 
@@ -89,13 +94,14 @@ def experiment_name(prefix: str, index: int, overrides: tuple[str, ...]) -> str:
     return f"{prefix}-{index:02d}" + (f"-{slug[:60]}" if slug else "")
 
 
-def plan_study(root: Path, grid: list[tuple[str, ...]], prefix: str,
-               params_file: Path = PARAMS) -> tuple[list[Job], list[Rejected]]:
-    """The jobs of a study (shared stages first, then experiments) and the experiments refused;
-    ``params_file`` holds the params the overrides apply to."""
+def plan_study(root: Path, grid: list[tuple[str, ...]], prefix: str, params_file: Path = PARAMS,
+               commit: str = "HEAD") -> tuple[list[Job], list[Rejected]]:
+    """The jobs of a study (shared stages first, then experiments) and the experiments refused, from
+    ``dvc.yaml`` and ``params_file`` (the params the overrides apply to) as ``commit`` has them: what
+    the jobs will run, whatever the working tree holds."""
     experiments, rejected = [], []
     stages: dict[str, list[Stage]] = {}
-    with scratch_repository(root, params_file) as scratch:
+    with scratch_repository(root, commit, params_file) as scratch:
         for index, overrides in enumerate(grid, start=1):
             name = experiment_name(prefix, index, overrides)
             try:
@@ -123,24 +129,42 @@ def shared_jobs(experiments: list[Experiment], stages: dict[str, list[Stage]]) -
             if stage.key not in jobs:
                 first = by_name[users[stage.key][0]]
                 name = f"shared-{stage.address.replace('@', '-')}-{stage.key[:8]}"
-                jobs[stage.key] = Job(name, first.overrides, stage.address, tuple(upstream))
+                jobs[stage.key] = Job(name, first.overrides, stage.address, tuple(upstream), stage.epochs)
             upstream.append(jobs[stage.key].name)
     shared = list(jobs.values())
     needs = {experiment.name: tuple(jobs[stage.key].name for stage in stages[experiment.name]
                                     if stage.key in jobs) for experiment in experiments}
-    return shared + [Job(e.name, e.overrides, None, needs[e.name]) for e in experiments]
+    epochs = {experiment.name: sum(stage.epochs for stage in stages[experiment.name] if stage.key not in jobs)
+              for experiment in experiments}
+    return shared + [Job(e.name, e.overrides, None, needs[e.name], epochs[e.name]) for e in experiments]
+
+
+def without_finished(jobs: list[Job], finished: set[str]) -> list[Job]:
+    """The jobs left when the ``finished`` experiments are not run again: the other experiments and the
+    shared stages they need."""
+    left = [job for job in jobs if job.is_experiment and job.name not in finished]
+    needed = {name for job in left for name in job.needs}
+    return [job for job in jobs if job.name in needed] + left
 
 
 @contextmanager
-def scratch_repository(root: Path, params_file: Path) -> Iterator[Path]:
-    """A throwaway DVC repository holding the study's ``dvc.yaml`` and params, to resolve its stages."""
+def scratch_repository(root: Path, commit: str, params_file: Path) -> Iterator[Path]:
+    """A throwaway DVC repository holding the ``dvc.yaml`` and params of ``commit``, to resolve its stages."""
     with tempfile.TemporaryDirectory(prefix="ban-plan-") as directory:
         scratch = Path(directory)
-        shutil.copy(root / "dvc.yaml", scratch / "dvc.yaml")
-        shutil.copy(root / params_file, scratch / PARAMS)
+        (scratch / "dvc.yaml").write_bytes(committed(root, commit, Path("dvc.yaml")))
+        (scratch / PARAMS).write_bytes(committed(root, commit, params_file))
         (scratch / ".dvc").mkdir()
         (scratch / ".dvc" / "config").write_text("[core]\n    no_scm = true\n    analytics = false\n")
         yield scratch
+
+
+def committed(root: Path, commit: str, path: Path) -> bytes:
+    """The content of ``path`` in ``commit``."""
+    shown = subprocess.run(["git", "show", f"{commit}:{path.as_posix()}"], cwd=root, capture_output=True)
+    if shown.returncode != 0:
+        raise ConfigError(f"{path} is not in commit {commit[:12]}: commit it first")
+    return shown.stdout
 
 
 def resolve_stages(scratch: Path, overrides: tuple[str, ...]) -> list[Stage]:
@@ -164,6 +188,7 @@ def resolve_stages(scratch: Path, overrides: tuple[str, ...]) -> list[Stage]:
             pipeline = list(repo.index.stages)
             producers = {out.def_path: stage.name for stage in pipeline for out in stage.outs}
             found: dict[str, Any] = {}
+            epochs: dict[str, int] = {}
             for stage in _upstream_first(pipeline, producers):
                 params = {key: value for dep in stage.deps if isinstance(dep, ParamsDependency)
                           for key, value in sorted(dep.read_params().items())}
@@ -173,9 +198,10 @@ def resolve_stages(scratch: Path, overrides: tuple[str, ...]) -> list[Stage]:
                 key = hashlib.sha256(json.dumps([stage.cmd, params, inputs], sort_keys=True,
                                                 default=str).encode()).hexdigest()
                 found[stage.name] = key
+                epochs[stage.name] = params.get("train", {}).get("epochs", 0) if TRAINING in stage.cmd else 0
         finally:
             repo.close()
-        return [Stage(address, key) for address, key in found.items()]
+        return [Stage(address, key, epochs[address]) for address, key in found.items()]
     finally:
         params_file.write_bytes(original)
 

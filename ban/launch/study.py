@@ -10,12 +10,16 @@ one-line error and the others go on. Ctrl-C cancels every job: running ones stop
 
 from __future__ import annotations
 
+import dataclasses
+import re
 import socket
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 import ray
+from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
 from ban.launch.jobs import JobResult, Settings, StageKilled, run_job
 from ban.launch.plan import Job, Rejected
@@ -23,20 +27,50 @@ from ban.tasks import headline_metrics
 
 MAX_RETRIES = 3
 POLL_S = 5.0
+REPORT_EVERY_S = 600.0  # a line with the counts and the time left, between the start and done lines
+
+
+EPOCH_LINE = re.compile(r"^\S+ epoch +\d+/\d+ ")  # what a train stage prints after each epoch
 
 
 @ray.remote(num_cpus=0)
 class Progress:
-    """Which jobs have started and on which host (a retry starts again), for the driver's log."""
+    """Which jobs have started and on which host (a retry starts again), and how many epochs each has
+    trained, for the driver's log."""
 
     def __init__(self) -> None:
         self._started: dict[str, tuple[str, int]] = {}  # name -> (host, attempt)
+        self._epochs: dict[str, int] = {}
 
     def start(self, name: str, host: str) -> None:
         self._started[name] = (host, self._started.get(name, ("", 0))[1] + 1)
 
-    def started(self) -> dict[str, tuple[str, int]]:
-        return self._started
+    def epoch(self, name: str) -> None:
+        self._epochs[name] = self._epochs.get(name, 0) + 1
+
+    def state(self) -> tuple[dict[str, tuple[str, int]], dict[str, int]]:
+        return self._started, self._epochs
+
+
+@dataclass
+class Estimate:
+    """The time left, from the epochs trained so far per second of the study (all jobs together)."""
+
+    jobs: list[Job]
+    started: float = field(default_factory=time.monotonic)
+
+    def __call__(self, outcome: Outcome, epochs: dict[str, int]) -> str:
+        trained = sum(epochs.values())
+        if not trained:
+            return ""
+        left = sum(max(job.epochs - epochs.get(job.name, 0), 0) for job in self.jobs
+                   if job.name not in outcome.results)
+        seconds = left * (time.monotonic() - self.started) / trained
+        return f" | {trained} epochs trained, {left} to go: about {readable(seconds)} left"
+
+
+def readable(seconds: float) -> str:
+    return f"{seconds / 3600:.1f} h" if seconds >= 5400 else f"{seconds / 60:.0f} min"
 
 
 @dataclass
@@ -65,7 +99,8 @@ def run_study(jobs: list[Job], settings: Settings, resources: Resources, say: Ca
     outcome = Outcome(rejected=list(rejected))
     for refused in rejected:
         say(f"FAILED {refused.name} ({' '.join(refused.overrides)}): {refused.error}")
-    progress = Progress.remote()
+    here = ray.get_runtime_context().get_node_id()  # the driver's node: losing another keeps the log
+    progress = Progress.options(scheduling_strategy=NodeAffinitySchedulingStrategy(here, soft=False)).remote()
     task = ray.remote(execute).options(num_cpus=resources.cpus, num_gpus=resources.gpus,
                                        max_retries=MAX_RETRIES, retry_exceptions=[StageKilled])
     refs: dict[Any, Job] = {}
@@ -75,20 +110,25 @@ def run_study(jobs: list[Job], settings: Settings, resources: Resources, say: Ca
         refs[ref], by_name[job.name] = job, ref
     pending, announced = list(refs), {}
     by_job = {job.name: job for job in jobs}
+    estimate, reported = Estimate(jobs), time.monotonic()
     try:
         while pending:
             done, pending = ray.wait(pending, num_returns=1, timeout=POLL_S)
-            started = ray.get(progress.started.remote())
+            started, epochs = ray.get(progress.state.remote())
             for name, (host, attempt) in started.items():
                 if announced.get(name) != (host, attempt) and name not in outcome.results:
                     again = f" (attempt {attempt})" if attempt > 1 else ""
                     say(f"start  {name} ({describe(by_job[name])}) on {host}{again}   "
-                        + counts(jobs, outcome, started))
+                        + counts(jobs, outcome, started) + estimate(outcome, epochs))
             announced = dict(started)
             for ref in done:
                 result = collect(ref, refs[ref])
                 outcome.results[result.name] = result
-                say(finished_line(result) + "   " + counts(jobs, outcome, started))
+                reported = time.monotonic()
+                say(f"{finished_line(result)}   {counts(jobs, outcome, started)}{estimate(outcome, epochs)}")
+            if time.monotonic() - reported > REPORT_EVERY_S and (left := estimate(outcome, epochs)):
+                reported = time.monotonic()  # a long job: say how the study goes between its start and end
+                say(f"still  {counts(jobs, outcome, started)}{left}")
     except KeyboardInterrupt:
         say("cancelling the study: stopping the running jobs (their stages save the epoch they are in)")
         for ref in pending:
@@ -102,7 +142,13 @@ def execute(job: Job, settings: Settings, progress: Any, *upstream: JobResult) -
     """The Ray task: the job on the devices Ray assigned to this worker."""
     progress.start.remote(job.name, socket.gethostname())
     gpus = tuple(str(gpu) for gpu in ray.get_gpu_ids())
-    return run_job(job, Settings(**{**settings.__dict__, "gpu_ids": gpus}), list(upstream))
+    node = ray.get_runtime_context().get_node_id()[:8]
+
+    def count_epochs(line: str) -> None:
+        if EPOCH_LINE.match(line):
+            progress.epoch.remote(job.name)
+
+    return run_job(job, dataclasses.replace(settings, gpu_ids=gpus, node=node), list(upstream), count_epochs)
 
 
 def collect(ref: Any, job: Job) -> JobResult:

@@ -1,0 +1,123 @@
+"""The study plan: which stages several experiments share, read from the commit the jobs will run.
+
+A real git + DVC repository of the project; no Ray, nothing is run.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import yaml
+from project import make_project, run
+
+from ban.core.errors import ConfigError
+from ban.launch.plan import Job, expand_grid, plan_study, without_finished
+
+
+@pytest.fixture(scope="module")
+def project(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The project with a two-student chain (gen1 from gen0, gen2 from gen1) and the presets, committed."""
+    return make_project(tmp_path_factory.mktemp("plan") / "project", extra=("presets",))
+
+
+def plan(project: Path, *overrides: str, params: str = "params.yaml") -> list[Job]:
+    jobs, rejected = plan_study(project, expand_grid(list(overrides)), "p", Path(params))
+    assert rejected == []
+    return jobs
+
+
+def shared(jobs: list[Job]) -> list[str]:
+    return [job.stage for job in jobs if not job.is_experiment]
+
+
+def test_a_grid_over_the_data_shares_nothing(project: Path) -> None:
+    """Each data split is its own prepare, so its own teacher and students: no stage runs once for two."""
+    jobs = plan(project, "data.test_fraction=0.25,0.3")
+    assert shared(jobs) == []
+    assert [job.needs for job in jobs] == [(), ()]
+
+
+def test_a_grid_over_seeds_shares_only_the_data(project: Path) -> None:
+    jobs = plan(project, "seed=0,1", "kd.mode=ban,cwtm")
+    assert shared(jobs) == ["prepare", "teacher", "teacher"]  # one teacher per seed, for both kd modes
+    assert [job.epochs for job in jobs] == [0, 2, 2, 4, 4, 4, 4]  # what each trains: 2 epochs a network
+    teachers = {job.overrides[0]: job.name for job in jobs if job.stage == "teacher"}
+    for job in jobs:
+        if job.is_experiment:
+            assert job.needs == (jobs[0].name, teachers[job.overrides[0]])
+
+
+def test_a_grid_over_one_students_kd_shares_the_chain_before_it(project: Path) -> None:
+    """students.gen2.kd changes gen2 (and what reads it) only: prepare, the teacher and gen1 run once."""
+    jobs = plan(project, "+students.gen2.kd.mode=ban,cwtm")
+    assert shared(jobs) == ["prepare", "teacher", "student@gen1"]
+    experiments = [job for job in jobs if job.is_experiment]
+    assert [job.epochs for job in experiments] == [2, 2]  # gen2 alone
+    assert all(job.needs == tuple(j.name for j in jobs[:3]) for job in experiments)
+
+
+def test_a_preset_is_planned_with_its_own_students(project: Path) -> None:
+    """--params presets/study-digits.yaml: its eight networks (not params.yaml's three) are shared by a
+    grid that changes only the ensemble."""
+    jobs = plan(project, "ensemble.include_teacher=true,false", params="presets/study-digits.yaml")
+    assert shared(jobs) == ["prepare", "teacher", "student@gen1", "student@gen2", "student@gen3",
+                            "student@banl", "student@cwtm", "student@dkpp", "student@control"]
+
+
+def test_a_relaunch_runs_the_unfinished_experiments_and_the_shared_stages_they_need(project: Path) -> None:
+    jobs = plan(project, "seed=0,1", "kd.mode=ban,cwtm")
+    names = [job.name for job in jobs]
+    left = without_finished(jobs, {names[3], names[5], names[6]})  # all but seed 0's cwtm
+    assert [job.name for job in left] == [names[0], names[1], names[4]]  # prepare, seed 0's teacher, the one
+    assert without_finished(jobs, set(names[3:])) == []
+
+
+def test_the_plan_reads_the_commit_not_the_working_tree(project: Path) -> None:
+    """An uncommitted edit (gen2 removed, other data) is not what the jobs run, so not what is planned."""
+    params = project / "params.yaml"
+    committed = params.read_text()
+    edited = yaml.safe_load(committed)
+    edited["students"] = {"gen1": {"teacher": "gen0"}}
+    edited["data"]["test_fraction"] = 0.5
+    params.write_text(yaml.safe_dump(edited))
+    (project / "dvc.yaml").write_text((project / "dvc.yaml").read_text().replace("student:", "pupil:"))
+    try:
+        jobs = plan(project, "+students.gen2.kd.mode=ban,cwtm")
+    finally:
+        run(project, "git", "checkout", "params.yaml", "dvc.yaml")
+    assert shared(jobs) == ["prepare", "teacher", "student@gen1"]
+    assert jobs[0].name == plan(project, "+students.gen2.kd.mode=ban,cwtm")[0].name  # the same data key
+
+
+def test_a_params_file_missing_from_the_commit_is_refused(project: Path) -> None:
+    (project / "presets" / "mine.yaml").write_text((project / "params.yaml").read_text())
+    with pytest.raises(ConfigError, match=r"^presets/mine.yaml is not in commit HEAD: commit it first$"):
+        plan(project, "seed=0", params="presets/mine.yaml")
+
+
+@pytest.mark.parametrize("sweep", ["seed=range(0,", "seed=[0,1", "kd.mode=ban,,cwtm"])
+def test_a_malformed_sweep_is_one_line(sweep: str) -> None:
+    with pytest.raises(ConfigError) as raised:
+        expand_grid([sweep])
+    assert str(raised.value).startswith(f"-S {sweep}: ")
+    assert "\n" not in str(raised.value)
+
+
+def test_the_time_left_is_the_epochs_left_at_the_speed_so_far() -> None:
+    """Two experiments of 20 epochs after a shared teacher of 10: 15 epochs in 150 s, the teacher done,
+    leave 35 epochs, 350 s; a finished job counts for nothing left, whatever it reported."""
+    import time
+
+    from ban.launch.jobs import JobResult
+    from ban.launch.study import Estimate, Outcome
+
+    jobs = [Job("shared-teacher", (), "teacher", (), 10), Job("a", (), None, ("shared-teacher",), 20),
+            Job("b", (), None, ("shared-teacher",), 20)]
+    estimate = Estimate(jobs, started=time.monotonic() - 150)
+    outcome = Outcome(results={"shared-teacher": JobResult("shared-teacher", (), ok=True, stage="teacher")})
+    assert estimate(Outcome(), {}) == ""
+    left = estimate(outcome, {"shared-teacher": 10, "a": 5})
+    assert left == " | 15 epochs trained, 35 to go: about 6 min left"
+    long = Estimate([Job("x", (), None, (), 100)], started=time.monotonic() - 3600)
+    assert long(Outcome(), {"x": 10}) == " | 10 epochs trained, 90 to go: about 9.0 h left"
