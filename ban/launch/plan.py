@@ -192,7 +192,7 @@ def resolve_stages(scratch: Path, overrides: tuple[str, ...]) -> list[Stage]:
             for stage in _upstream_first(pipeline, producers):
                 params = {key: value for dep in stage.deps if isinstance(dep, ParamsDependency)
                           for key, value in sorted(dep.read_params().items())}
-                inputs = sorted(found[producer] if producer else path for path in
+                inputs = sorted(found[producer] if producer else _file_key(params_file, path) for path in
                                 (dep.def_path for dep in stage.deps if not isinstance(dep, ParamsDependency))
                                 for producer in _producers(path, producers))
                 key = hashlib.sha256(json.dumps([stage.cmd, params, inputs], sort_keys=True,
@@ -204,6 +204,13 @@ def resolve_stages(scratch: Path, overrides: tuple[str, ...]) -> list[Stage]:
         return [Stage(address, key, epochs[address]) for address, key in found.items()]
     finally:
         params_file.write_bytes(original)
+
+
+def _file_key(params_file: Path, path: str) -> str:
+    """A file no stage makes stands for itself: every experiment runs the code of the same commit. The
+    params file, which the overrides change (the ``validate`` stage depends on all of it), counts by
+    its content."""
+    return hashlib.sha256(params_file.read_bytes()).hexdigest() if path == params_file.name else path
 
 
 def _producers(path: str, producers: dict[str, str]) -> list[str]:
