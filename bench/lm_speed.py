@@ -4,6 +4,7 @@
     python -m bench.lm_speed --sizes paper --device cuda      # the paper's networks
     python -m bench.lm_speed --precisions fp32 bf16           # both precisions
     python -m bench.lm_speed --repeats 1                      # one run instead of three
+    python -m bench.lm_speed --compile                        # torch.compile the networks
 
 Two students of the same family are trained side by side with ``Trainer.step`` on
 ``TextDomain``, window by window, on a random 10,000-word corpus (PTB's vocabulary size:

@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 import logging
+import subprocess
+import sys
 
 import pytest
 import torch
 import torch.nn.functional as F
+from project import ROOT
 from torch import nn
 
 from ban.core.config import AugmentConfig, DataConfig, KDConfig, TrainConfig
 from ban.core.errors import ConfigError, DataError
+from ban.data.prepared import Prepared, save_prepared
 from ban.datasets import prepare_dataset
 from ban.training.device import (
     check_fits,
@@ -222,3 +226,26 @@ def test_fp16_resumes_bit_for_bit_with_its_loss_scale(digits):
     resumed.run(lambda report: None)
     for name, value in whole.model.state_dict().items():
         assert torch.equal(resumed.model.state_dict()[name], value), name
+
+
+def test_prepared_data_is_memory_mapped_not_read_whole(tmp_path):
+    """150 MB of images: loading them maps the file (each rank of a data-parallel run would otherwise
+    hold a copy), so a process's resident memory grows by what it touches, not by the file's size."""
+    images = torch.zeros(50_000, 3, 32, 32, dtype=torch.uint8)
+    images[-1] = 7
+    meta = {"task": "image", "name": "random", "classes": [str(c) for c in range(10)], "mean": [0.5] * 3,
+            "std": [0.25] * 3, "shape": [3, 32, 32]}
+    labels = torch.arange(50_000) % 10
+    save_prepared(tmp_path, Prepared(meta, {"train_x": images, "train_y": labels, "test_x": images[:10],
+                                            "test_y": labels[:10]}))
+    script = ("import resource, sys, torch; from ban.data.prepared import load_prepared\n"
+              "def resident(): return int(open('/proc/self/statm').read().split()[1]) * "
+              "resource.getpagesize()\n"
+              "before = resident()\n"
+              "images = load_prepared(sys.argv[1]).tensors['train_x']\n"
+              "assert images.shape == (50000, 3, 32, 32) and int(images[-1].max()) == 7\n"
+              "print((resident() - before) // 2**20)")
+    result = subprocess.run([sys.executable, "-c", script, str(tmp_path)], cwd=ROOT, text=True,
+                            capture_output=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    assert int(result.stdout) < 40  # MB; reading the file whole takes 150

@@ -15,6 +15,7 @@ import pickle
 import re
 import tempfile
 import types
+import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -76,9 +77,10 @@ def read_torch(path: str | Path, mmap: bool = False) -> Any:
     """The one way files are loaded: tensors and plain data only, so a file can never run code.
 
     ``mmap``: tensors read their bytes from the file as they are used (through the page cache, which
-    the processes of a data-parallel run share) instead of each being copied into memory at once.
+    the processes of a data-parallel run share) instead of each being copied into memory at once. Only
+    torch's zip format can be mapped: anything else is read whole, and refused as before when damaged.
     """
-    return torch.load(path, map_location="cpu", weights_only=True, mmap=mmap)
+    return torch.load(path, map_location="cpu", weights_only=True, mmap=mmap and zipfile.is_zipfile(path))
 
 
 def describe_load_error(error: Exception) -> str:
