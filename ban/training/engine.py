@@ -160,14 +160,13 @@ class Trainer:
             loss.backward()
         else:
             self.scaler.scale(loss).backward()
-            if self.settings.clip_grad_norm > 0:
-                self.scaler.unscale_(self.optimizer)  # clip the true gradients
+            self.scaler.unscale_(self.optimizer)  # the true gradients, for clipping and the step
         if self.settings.clip_grad_norm > 0:
             nn.utils.clip_grad_norm_(self.model.parameters(), self.settings.clip_grad_norm)
         if self.scaler is None:
             self.optimizer.step()
         else:
-            self.scaler.step(self.optimizer)
+            self.scaler.step(self.optimizer)  # skipped when a gradient overflowed
             self.scaler.update()
         figures = {f"loss/{name}": value for name, value in losses.items()}
         figures["error"] = (logits.argmax(1) != batch.targets).float().mean()
