@@ -5,7 +5,8 @@
 #   3. a tiny image chain on the GPU (teacher; BAN, CWTM and DKPP students; deterministic), each
 #      generation killed once epoch 2 is logged and resumed: the same bytes as uninterrupted runs;
 #   4. the same for a 2-layer LSTM with dropout and a BAN+L student;
-#   5. bench.train_speed and bench.lm_speed, briefly, without and with torch.compile.
+#   5. bench.train_speed (WRN-28-10; ResNet-20 compiled) and bench.lm_speed (the paper's LSTM and
+#      CNN-LSTM; the LSTM compiled), briefly, without and with torch.compile.
 # Usage: bench/gpu_check.sh. It writes the report ($REPORT, default bench/results/gpu_check.md) as it
 # goes, so a timeout still leaves what was measured; the terminal gets one line per step. Exit status
 # 0 when every step passed, 1 at the first failure.
@@ -50,13 +51,13 @@ step() {
     echo "gpu_check step $number/$STEPS ($title) passed in $((SECONDS - started)) s: $last"
 }
 
-speed() {  # step 5: short runs, eager then compiled; any failure fails the step
-    python -m bench.train_speed --device cuda --models resnet20 wrn28-10 --steps 20 --warmup 5 \
+speed() {  # step 5: short runs, the most telling first; any failure fails the step
+    python -m bench.train_speed --device cuda --models wrn28-10 --steps 20 --warmup 5 \
         --out "$OUT/train_speed_cuda.json" &&
+    python -m bench.lm_speed --device cuda --repeats 1 --steps 10 --warmup 3 --out "$OUT/lm_speed_cuda.json" &&
     python -m bench.train_speed --device cuda --compile --ways ours/ce ours/ban --models resnet20 \
         --steps 20 --warmup 5 --out "$OUT/train_speed_cuda_compile.json" &&
-    python -m bench.lm_speed --device cuda --repeats 1 --steps 10 --warmup 3 --out "$OUT/lm_speed_cuda.json" &&
-    python -m bench.lm_speed --device cuda --compile --repeats 1 --steps 10 --warmup 5 \
+    python -m bench.lm_speed --device cuda --compile --archs lstm --repeats 1 --steps 10 --warmup 5 \
         --out "$OUT/lm_speed_cuda_compile.json"
 }
 
