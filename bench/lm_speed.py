@@ -4,6 +4,7 @@
     python -m bench.lm_speed --sizes paper --device cuda      # the paper's networks
     python -m bench.lm_speed --precisions fp32 bf16           # both precisions
     python -m bench.lm_speed --repeats 1                      # one run instead of three
+    python -m bench.lm_speed --compile                        # torch.compile the networks
 
 Two students of the same family are trained side by side with ``Trainer.step`` on
 ``TextDomain``, window by window, on a random 10,000-word corpus (PTB's vocabulary size:
@@ -76,7 +77,7 @@ def random_corpus(windows: int, batch_size: int, seed: int) -> Prepared:
 
 
 def measure(arch: str, sizes: str, precision: str, steps: int, warmup: int,
-            device: torch.device) -> dict[str, Any]:
+            device: torch.device, compile: bool = False) -> dict[str, Any]:
     """Seconds per window of a plain and of a distillation ``Trainer.step``, alternated window by window.
 
     Both students see the same windows under the same machine load, so their ratio is fair
@@ -90,7 +91,8 @@ def measure(arch: str, sizes: str, precision: str, steps: int, warmup: int,
 
     def build(seed: int) -> torch.nn.Module:
         torch.manual_seed(seed)
-        return domain.prepare_model(build_model(arch, SIZES[sizes][arch], **domain.data_arguments()))
+        model = domain.prepare_model(build_model(arch, SIZES[sizes][arch], **domain.data_arguments()))
+        return torch.compile(model) if compile else model  # as the train stage does with train.compile
 
     teacher = build(0)
     trainers = {kind: Trainer(build(seed), domain, train, kd, seed=seed, device=device, precision=precision,
@@ -111,7 +113,7 @@ def measure(arch: str, sizes: str, precision: str, steps: int, warmup: int,
                 if index >= warmup:
                     seconds[kind].append(time.perf_counter() - wall)
                     cpu_seconds[kind].append(time.process_time() - cpu)
-    return {"arch": arch, "sizes": sizes, "device": device.type, "precision": precision,
+    return {"arch": arch, "sizes": sizes, "device": device.type, "precision": precision, "compile": compile,
             "batch_size": batch_size, "params": count_parameters(teacher),
             "tokens_per_window": batch_size * BPTT, "seconds": seconds, "cpu_seconds": cpu_seconds}
 
@@ -155,6 +157,7 @@ def parse_arguments(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--warmup", type=int, help="untimed windows first (default: 2 on CPU, 10 on CUDA)")
     parser.add_argument("--repeats", type=int, default=3,
                         help="runs of each model; medians are shown (default: 3)")
+    parser.add_argument("--compile", action="store_true", help="torch.compile the students and the teacher")
     parser.add_argument("--out", type=Path, default=Path("bench/results/lm_speed.json"))
     return parser.parse_args(argv)
 
@@ -180,7 +183,7 @@ def main(argv: list[str]) -> None:
     for repeat in range(1, args.repeats + 1):
         for arch, precision in (setting for setting in settings if setting not in refused):
             try:
-                records.append(measure(arch, sizes, precision, steps, warmup, device))
+                records.append(measure(arch, sizes, precision, steps, warmup, device, args.compile))
             except ConfigError as error:
                 refused[(arch, precision)] = str(error)
                 print(f"{arch} {precision}: not measured: {error}", flush=True)

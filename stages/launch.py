@@ -21,6 +21,7 @@ from pathlib import Path
 from ban.core.errors import BanError, ConfigError
 from ban.core.paths import PARAMS
 from ban.launch.cluster import check_cluster
+from ban.launch.gpus import check_gpus
 from ban.launch.jobs import Settings
 from ban.launch.plan import expand_grid, plan_study, without_finished
 from ban.launch.study import Resources, run_study
@@ -161,6 +162,9 @@ def launch(jobs: list, settings: Settings, resources: Resources, args: argparse.
         available = ray.cluster_resources()
         print(f"Ray: {available.get('CPU', 0):g} CPUs, {available.get('GPU', 0):g} GPUs "
               f"({'joined ' + address if address else 'a local instance'})", flush=True)
+        for line in check_gpus(available.get("GPU", 0), resources.gpus, Path(settings.params_file or PARAMS),
+                               [job for job in jobs if job.is_experiment]):
+            print(line, file=sys.stderr, flush=True)
         return run_study(jobs, settings, resources, lambda line: print(line, flush=True), rejected)
     finally:
         ray.shutdown()

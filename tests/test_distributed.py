@@ -1,5 +1,6 @@
 """Data-parallel training: two gloo processes reach the weights of one process for every objective, with an
-epoch whose last batch splits unevenly between them, and only rank 0 writes."""
+epoch whose last batch splits unevenly between them, and only rank 0 writes; each rank draws dropout masks
+of its own and resumes bit for bit; a run resumed after its last epoch does not hang."""
 
 from __future__ import annotations
 
@@ -17,8 +18,10 @@ import torch
 import torch.multiprocessing as mp
 import yaml
 from project import environment, make_project, merge, run
+from stage_process import saved_epoch, state_file
 from test_engine_speed_paths import tiny_net
 from test_lm_chain import TINY_LSTM, write_corpus
+from torch import nn
 
 from ban.core.config import DataConfig, KDConfig, TrainConfig, params_from_mapping
 from ban.core.paths import PREPARED
@@ -27,6 +30,8 @@ from ban.datasets import prepare_dataset
 from ban.training.distributed import distribute, start_process_group
 from ban.training.domains.image import ImageDomain
 from ban.training.engine import Trainer
+from ban.training.generation import resume
+from ban.training.state import save_state
 
 pytestmark = pytest.mark.slow  # real pipelines: processes, DVC, git
 
@@ -120,6 +125,97 @@ def test_a_two_process_stage_logs_and_writes_once(tmp_path):
     assert len(logged) == 1 + 2  # a header and one row per epoch
     saved = torch.load(project / "models/gen0.pt", weights_only=True)
     assert saved["generation"] == "gen0" and saved["state_dict"]
+
+
+class Stop(Exception):
+    """Ends a run after an epoch, as an interruption would."""
+
+
+def dropout_trainer(rank: int, world: int, masks: list[torch.Tensor]) -> tuple[Trainer, nn.Module]:
+    """What a stage process builds: the network from the generation's seed, then its trainer.
+
+    Dropout acts on the (non-zero) input images, so the mask each rank draws is visible in its output.
+    """
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Dropout(0.5), nn.Flatten(), nn.Linear(64, 10))
+    model[0].register_forward_hook(lambda module, inputs, output: masks.append(output != 0))
+    train = TrainConfig(epochs=3, batch_size=40, precision="fp32")
+    domain = ImageDomain(random_images(), train, CPU, "fp32")
+    trainer = Trainer(distribute(model, CPU, world), domain, train, KDConfig(mode="none"), seed=0, device=CPU,
+                      precision="fp32", generation="gen0", rank=rank, world=world)
+    return trainer, model
+
+
+def dropout_process(rank: int, world: int, port: int, directory: Path) -> None:
+    """Three epochs without a stop; then one epoch, its state saved as the stage saves it (every rank
+    gathers, rank 0 writes), and a fresh trainer resumed from that file as a new stage process would."""
+    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank), WORLD_SIZE=str(world),
+                      LOCAL_RANK=str(rank))
+    torch.set_num_threads(1)
+    start_process_group(CPU)
+    masks: list[torch.Tensor] = []
+    whole, model = dropout_trainer(rank, world, masks)
+    whole.run(lambda report: None)
+    uninterrupted = {name: value.clone() for name, value in model.state_dict().items()}
+    first, _ = dropout_trainer(rank, world, [])
+    path = directory / "state.pt"
+
+    def save_and_stop(report: Any) -> None:
+        state = first.state_dict()
+        if rank == 0:
+            save_state(path, "digest", state, [])
+        raise Stop
+
+    try:
+        first.run(save_and_stop)
+    except Stop:
+        pass
+    resumed, model = dropout_trainer(rank, world, [])
+    resume(resumed, path, "digest", world)
+    resumed.run(lambda report: None)
+    torch.save({"masks": masks[0], "uninterrupted": uninterrupted, "resumed": model.state_dict()},
+               directory / f"dropout{rank}.pt")
+
+
+def test_ranks_draw_their_own_dropout_masks_and_resume_bit_for_bit(tmp_path):
+    mp.spawn(dropout_process, args=(2, free_port(), tmp_path), nprocs=2, join=True)
+    ranks = [torch.load(tmp_path / f"dropout{rank}.pt") for rank in (0, 1)]
+    first, second = (rank["masks"].flatten(1) for rank in ranks)
+    assert first.shape == second.shape == (20, 64)
+    assert (first != second).float().mean() > 0.3  # independent masks differ in about half the places
+    for rank in ranks:
+        for name, value in rank["uninterrupted"].items():
+            assert torch.equal(rank["resumed"][name], value), name
+    replicas = ranks[0]["resumed"], ranks[1]["resumed"]
+    assert all(torch.equal(replicas[0][name], replicas[1][name]) for name in replicas[0])
+
+
+def test_a_two_process_run_resumed_after_its_last_epoch_finishes(tmp_path):
+    """The last epoch's state is saved, then writing the outputs fails (a folder in the checkpoint's place);
+    the rerun, on two processes, has nothing left to train and evaluates again on every rank, rather than
+    rank 0 alone waiting for the others in a collective they never join (NCCL would hang until its timeout).
+    The first run is one process: the state is the same on any number of processes, and it fails faster.
+    """
+    project = make_project(tmp_path, {"train": {"epochs": 1, "device": "cpu"}})
+    save_prepared(project / PREPARED, prepare_dataset(DataConfig(train_subset=300)))
+    (project / "models/gen0.pt").mkdir(parents=True)
+    command = [sys.executable, "-m", "stages.train", "gen0"]
+    failed = subprocess.run(command, cwd=project, env=environment(), text=True, capture_output=True,
+                            timeout=300)
+    assert failed.returncode == 1 and "could not write models/gen0.pt" in failed.stderr
+    assert saved_epoch(project, "gen0") == 1
+    (project / "models/gen0.pt").rmdir()
+    params = merge(yaml.safe_load((project / "params.yaml").read_text()), {"train": {"nproc": 2}})
+    (project / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    try:
+        rerun = subprocess.run(command, cwd=project, env=environment(), text=True, capture_output=True,
+                               timeout=240)
+    except subprocess.TimeoutExpired:
+        pytest.fail("the resumed run hung after its last epoch")
+    assert rerun.returncode == 0, rerun.stderr
+    assert "gen0: resuming after epoch 1" in rerun.stdout and "gen0 epoch" not in rerun.stdout
+    assert json.loads((project / "metrics/gen0.json").read_text())["epochs"] == 1
+    assert state_file(project, "gen0") is None
 
 
 def lm_project(directory: Path, corpus: Path, nnodes: int) -> Path:

@@ -3,16 +3,28 @@
 from __future__ import annotations
 
 import logging
+import subprocess
+import sys
 
 import pytest
 import torch
 import torch.nn.functional as F
+from project import ROOT
 from torch import nn
 
 from ban.core.config import AugmentConfig, DataConfig, KDConfig, TrainConfig
-from ban.core.errors import ConfigError
+from ban.core.errors import ConfigError, DataError
+from ban.data.prepared import Prepared, save_prepared
 from ban.datasets import prepare_dataset
-from ban.training.device import cpu_has_fast_bf16, resolve_device, resolve_precision
+from ban.training.device import (
+    check_fits,
+    cpu_has_fast_bf16,
+    cuda_problem,
+    first_line,
+    resolve_device,
+    resolve_precision,
+    runs_architecture,
+)
 from ban.training.domains.image import ImageDomain
 from ban.training.engine import Trainer
 
@@ -37,18 +49,57 @@ def domain(prepared, padding: int = 0, hflip: bool = False, batch_size: int = 50
 
 @no_accelerator
 @pytest.mark.parametrize("requested", ["cuda", "mps"])
-def test_missing_accelerator_falls_back_to_cpu_with_one_log_line(requested, caplog):
-    with caplog.at_level(logging.INFO, logger="ban.device"):
-        assert resolve_device(requested) == CPU
-    assert [r.getMessage() for r in caplog.records] == \
-        [f"train.device={requested} is not available here: training on the CPU"]
+def test_asking_for_a_missing_accelerator_stops_instead_of_training_on_the_cpu(requested):
+    with pytest.raises(ConfigError) as stopped:
+        resolve_device(requested)
+    message = str(stopped.value)
+    assert message.startswith(f"train.device: {requested} cannot train here: ") and "\n" not in message
+    assert message.endswith("; use train.device: cpu (or auto)") and stopped.value.exit_code == 2
 
 
 @no_accelerator
-def test_auto_device_is_the_cpu_here_without_a_log_line(caplog):
-    with caplog.at_level(logging.INFO, logger="ban.device"):
+def test_auto_device_says_which_device_and_why(caplog):
+    with caplog.at_level(logging.INFO, logger="ban.training.device"):
         assert resolve_device("auto") == CPU
-    assert caplog.records == []
+    said = [r.getMessage() for r in caplog.records]
+    assert len(said) == 1 and said[0].startswith("train.device auto: cpu (cuda: ")
+    assert said[0] == f"train.device auto: cpu (cuda: {cuda_problem()})"  # the reason CUDA gave
+
+
+def test_cuda_reasons_are_the_first_sentence_of_what_cuda_said():
+    assert first_line(RuntimeError("Found no NVIDIA driver on your system. Please check that you have an "
+                                   "NVIDIA GPU and installed a driver from http://www.nvidia.com/x.aspx")) \
+        == "Found no NVIDIA driver on your system"
+    assert first_line(RuntimeError("The NVIDIA driver on your system is too old (found version 11040). "
+                                   "Please update your GPU driver")) \
+        == "The NVIDIA driver on your system is too old (found version 11040)"
+
+
+@pytest.mark.parametrize(("capability", "built", "runs"), [
+    ((8, 6), ["sm_80"], True),  # binary compatible within a major version
+    ((8, 0), ["sm_86"], False),  # but not downwards
+    ((7, 5), ["sm_80", "sm_90"], False),  # an old GPU a new build dropped
+    ((12, 0), ["sm_90", "compute_90"], True),  # PTX, compiled for newer GPUs when loaded
+    ((12, 0), ["sm_90a", "sm_100"], False),
+    ((10, 0), ["sm_100"], True),
+])
+def test_a_gpu_runs_only_architectures_the_build_has_kernels_for(capability, built, runs):
+    assert runs_architecture(*capability, built) is runs
+
+
+def test_fp16_is_refused_off_cuda_with_one_line():
+    with pytest.raises(ConfigError) as stopped:
+        resolve_precision("fp16", CPU)
+    assert str(stopped.value) == ("train.precision: fp16 (with loss scaling) is for CUDA devices, not cpu; "
+                                  "use fp32 or bf16")
+
+
+def test_data_that_does_not_fit_the_gpu_is_refused_before_it_moves():
+    check_fits(2**30, 2 * 2**30, 80 * 2**30, "NVIDIA H100")  # fits: nothing happens
+    with pytest.raises(DataError) as stopped:
+        check_fits(3 * 2**30, 2 * 2**30, 16 * 2**30, "Tesla T4, sm_75")
+    assert str(stopped.value).startswith("the prepared data (3.00 GiB) does not fit in the free memory of "
+                                         "the GPU (Tesla T4, sm_75: 2.00 GiB free of 16.00 GiB)")
 
 
 def test_auto_precision_on_cpu_follows_the_bf16_hardware():
@@ -131,3 +182,70 @@ def test_teacher_forward_runs_in_the_training_precision(digits, precision):
     report = trainer.train_epoch()
     assert seen == [torch.bfloat16 if precision == "bf16" else torch.float32] * 4
     assert report.losses["kd"] > 0 and not teacher.training
+
+
+# --- fp16 with loss scaling ----------------------------------------------------------------------
+
+
+class Stop(Exception):
+    """Ends a run after an epoch, as an interruption would."""
+
+
+def fp16_trainer(digits) -> Trainer:
+    return Trainer(tiny_net(0), domain(digits, precision="fp16"), TrainConfig(epochs=2, batch_size=50),
+                   KDConfig(mode="none"), seed=0, device=CPU, precision="fp16", generation="gen0")
+
+
+def test_fp16_steps_go_through_a_loss_scaler(digits):
+    """A scale so large that every scaled gradient overflows fp16: each step is skipped and the scale
+    backs off, instead of the weights taking infinite steps (CPU autocast has fp16 too)."""
+    trainer = fp16_trainer(digits)
+    before = {name: value.clone() for name, value in trainer.model.state_dict().items()}
+    trainer.scaler.load_state_dict({**trainer.scaler.state_dict(), "scale": 2.0**100})
+    trainer.train_epoch()  # 4 steps
+    assert trainer.scaler.get_scale() == 2.0**96
+    assert all(torch.equal(before[name], value) for name, value in trainer.model.state_dict().items())
+    trainer.train_epoch()  # the scale keeps backing off until gradients are finite
+    assert trainer.scaler.get_scale() < 2.0**96
+
+
+def test_fp16_resumes_bit_for_bit_with_its_loss_scale(digits):
+    whole = fp16_trainer(digits)
+    whole.run(lambda report: None)
+    first, saved = fp16_trainer(digits), []
+
+    def save_and_stop(report) -> None:
+        saved.append(first.state_dict())
+        raise Stop
+
+    with pytest.raises(Stop):
+        first.run(save_and_stop)
+    assert saved[0]["scaler"]["scale"] == 2.0**16  # the scaler's state travels with the epoch
+    resumed = fp16_trainer(digits)
+    resumed.load_state_dict(saved[0])
+    resumed.run(lambda report: None)
+    for name, value in whole.model.state_dict().items():
+        assert torch.equal(resumed.model.state_dict()[name], value), name
+
+
+def test_prepared_data_is_memory_mapped_not_read_whole(tmp_path):
+    """150 MB of images: loading them maps the file (each rank of a data-parallel run would otherwise
+    hold a copy), so a process's resident memory grows by what it touches, not by the file's size."""
+    images = torch.zeros(50_000, 3, 32, 32, dtype=torch.uint8)
+    images[-1] = 7
+    meta = {"task": "image", "name": "random", "classes": [str(c) for c in range(10)], "mean": [0.5] * 3,
+            "std": [0.25] * 3, "shape": [3, 32, 32]}
+    labels = torch.arange(50_000) % 10
+    save_prepared(tmp_path, Prepared(meta, {"train_x": images, "train_y": labels, "test_x": images[:10],
+                                            "test_y": labels[:10]}))
+    script = ("import resource, sys, torch; from ban.data.prepared import load_prepared\n"
+              "def resident(): return int(open('/proc/self/statm').read().split()[1]) * "
+              "resource.getpagesize()\n"
+              "before = resident()\n"
+              "images = load_prepared(sys.argv[1]).tensors['train_x']\n"
+              "assert images.shape == (50000, 3, 32, 32) and int(images[-1].max()) == 7\n"
+              "print((resident() - before) // 2**20)")
+    result = subprocess.run([sys.executable, "-c", script, str(tmp_path)], cwd=ROOT, text=True,
+                            capture_output=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    assert int(result.stdout) < 40  # MB; reading the file whole takes 150

@@ -27,6 +27,7 @@ from ban.core.paths import PREPARED, model_path
 from ban.data.prepared import load_prepared
 from ban.nets import build_model
 from ban.training.checkpoint import save_model
+from ban.training.device import cuda_problem
 from ban.training.domain import make_domain
 from stages import prepare as prepare_stage
 from stages import train as train_stage
@@ -196,3 +197,23 @@ def test_image_folder_test_split_without_a_class_stops_prepare(tmp_path):
     assert (status, error) == (1, f"error: train and test class folders differ in {images}/ "
                                   "(missing in test/: bee)\n")
     assert not (tmp_path / "data").exists()
+
+
+no_cuda = pytest.mark.skipif(torch.cuda.is_available(), reason="a machine without a usable CUDA device")
+
+
+@no_cuda
+def test_asking_for_cuda_without_a_usable_device_stops_the_stage(project):
+    write_params(project, merge(FAST, {"train": {"device": "cuda"}}))
+    status, error = run_here(project, train_stage.main, ["gen0"])
+    assert (status, error) == (2, f"error: train.device: cuda cannot train here: {cuda_problem()}; use "
+                                  "train.device: cpu (or auto)\n")
+    assert_nothing_written(project, ("preds/gen0.pt", "state", "metrics/gen0.json", "dvclive/gen0"))
+
+
+@no_cuda
+def test_auto_says_in_the_first_line_which_device_and_why(project, capsys):
+    write_params(project, merge(FAST, {"train": {"device": "auto"}}))
+    assert run_here(project, train_stage.main, ["gen0"]) == (0, "")
+    first = capsys.readouterr().out.splitlines()[0]
+    assert first == f"train.device auto: cpu (cuda: {cuda_problem()})"

@@ -8,7 +8,7 @@ from project import ROOT
 
 from ban.core.errors import ConfigError, DataError
 from ban.nets import build_model, count_parameters, get_architecture
-from ban.nets.lstm import detach_state
+from ban.nets.lstm import autocast_recurrence, detach_state, fp32_recurrence, recurrence_for
 
 VOCAB = 12
 TINY = {
@@ -78,6 +78,28 @@ def test_dropout_only_in_training(arch: str) -> None:
     assert torch.equal(model(tokens)[0], model(tokens)[0])
     model.train()
     assert not torch.equal(model(tokens)[0], model(tokens)[0])
+
+
+def test_the_recurrence_runs_in_fp32_under_autocast_and_the_layers_after_it_do_not() -> None:
+    """CUDA's autocast would run ``nn.LSTM`` in fp16 whatever dtype it was asked for, so there the
+    recurrence leaves autocast; checked with CPU autocast: fp32 outputs and state from bf16 inputs and
+    state, the values of a plain fp32 LSTM, and a layer after it still in bf16."""
+    torch.manual_seed(0)
+    lstm, decoder = torch.nn.LSTM(8, 8, 2, batch_first=True), torch.nn.Linear(8, 4)
+    inputs = torch.randn(3, 5, 8).bfloat16()
+    state = (torch.randn(2, 3, 8).bfloat16(), torch.randn(2, 3, 8).bfloat16())
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        outputs, (h, c) = fp32_recurrence(lstm, inputs, state)
+        logits = decoder(outputs)
+    assert outputs.dtype == h.dtype == c.dtype == torch.float32 and logits.dtype == torch.bfloat16
+    expected, (expected_h, _) = lstm(inputs.float(), (state[0].float(), state[1].float()))
+    assert torch.equal(outputs, expected) and torch.equal(h, expected_h)
+
+
+def test_cuda_takes_the_recurrence_out_of_autocast() -> None:
+    """On the CPU autocast runs the LSTM in the bf16 it was asked for (oneDNN, where the CPU has it)."""
+    assert recurrence_for("cuda") is fp32_recurrence
+    assert recurrence_for("cpu") is autocast_recurrence
 
 
 def test_tie_weights_shares_parameter() -> None:

@@ -23,7 +23,7 @@ from ban.core.schema import parse
 TEACHER = "gen0"
 SCHEDULES = ("step", "cosine", "constant", "plateau")
 DEVICES = ("auto", "cpu", "cuda", "mps")
-PRECISIONS = ("auto", "fp32", "bf16")
+PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 
 
 @dataclass(frozen=True)

@@ -15,6 +15,7 @@ import pickle
 import re
 import tempfile
 import types
+import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -72,9 +73,14 @@ def save_json(obj: Any, path: str | Path) -> None:
     atomic_write(path, lambda file: file.write((json.dumps(obj, indent=2) + "\n").encode()))
 
 
-def read_torch(path: str | Path) -> Any:
-    """The one way files are loaded: tensors and plain data only, so a file can never run code."""
-    return torch.load(path, map_location="cpu", weights_only=True)
+def read_torch(path: str | Path, mmap: bool = False) -> Any:
+    """The one way files are loaded: tensors and plain data only, so a file can never run code.
+
+    ``mmap``: tensors read their bytes from the file as they are used (through the page cache, which
+    the processes of a data-parallel run share) instead of each being copied into memory at once. Only
+    torch's zip format can be mapped: anything else is read whole, and refused as before when damaged.
+    """
+    return torch.load(path, map_location="cpu", weights_only=True, mmap=mmap and zipfile.is_zipfile(path))
 
 
 def describe_load_error(error: Exception) -> str:

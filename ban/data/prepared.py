@@ -70,7 +70,7 @@ def load_prepared(directory: str | Path) -> Prepared:
     except (OSError, ValueError) as error:
         raise DataError(f"prepared data in {directory}/: {META_FILE} is corrupt ({error}): {hint}") from None
     try:
-        tensors = read_torch(tensors_path)
+        tensors = read_torch(tensors_path, mmap=True)  # every rank maps the one file
     except Exception as error:
         raise DataError(f"prepared data in {directory}/: {TENSORS_FILE} is {describe_load_error(error)}: "
                         f"{hint}") from None

@@ -7,6 +7,8 @@ calls ``detach_state`` between them (truncated back-propagation through time).
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import torch
 from torch import Tensor, nn
 
@@ -34,6 +36,26 @@ def check_dropout(dropout: float) -> None:
         raise ConfigError(f"model.dropout: must lie in [0, 1), got {dropout}")
 
 
+def fp32_recurrence(lstm: nn.LSTM, inputs: Tensor, state: State | None) -> tuple[Tensor, State]:
+    """The LSTM in fp32 whatever autocast around it asks for; the layers around it keep autocast's dtype.
+
+    On CUDA, autocast sends ``nn.LSTM`` through cuDNN's RNN wrapper, which casts to fp16 whatever
+    dtype was asked for: a bf16 run would train the recurrence in fp16 without loss scaling, and carry
+    an fp16 hidden state from window to window.
+    """
+    with torch.autocast(inputs.device.type, enabled=False):
+        return lstm(inputs.float(), None if state is None else (state[0].float(), state[1].float()))
+
+
+def autocast_recurrence(lstm: nn.LSTM, inputs: Tensor, state: State | None) -> tuple[Tensor, State]:
+    """The LSTM in the precision autocast asks for (on the CPU, oneDNN's bf16 LSTM where it has one)."""
+    return lstm(inputs, state)
+
+
+def recurrence_for(device_type: str) -> Callable[[nn.LSTM, Tensor, State | None], tuple[Tensor, State]]:
+    return fp32_recurrence if device_type == "cuda" else autocast_recurrence
+
+
 class RecurrentLM(nn.Module):
     """Stacked LSTM over per-token input vectors, dropout between layers and before the softmax layer.
 
@@ -57,7 +79,7 @@ class RecurrentLM(nn.Module):
         The softmax layer gets a 2-D input: a 3-D one under inference mode and bf16 autocast
         makes PyTorch copy the weight once per row of the batch (a second per window on a CPU).
         """
-        outputs, new_state = self.lstm(self.embed(tokens), state)
+        outputs, new_state = recurrence_for(tokens.device.type)(self.lstm, self.embed(tokens), state)
         logits = self.decoder(self.drop(outputs).flatten(0, 1))
         return logits.view(*tokens.shape, -1), new_state
 

@@ -2,12 +2,13 @@
 
 The loop keeps every running figure on the device and reads it once per epoch,
 so no step waits for the host.  ``Trainer.state_dict`` holds everything needed
-to continue bit for bit after an interruption (weights, optimiser, schedule and
-every random generator).
+to continue bit for bit after an interruption (weights, optimiser, schedule, loss
+scale and every rank's random generators).
 """
 
 from __future__ import annotations
 
+import hashlib
 import math
 import time
 from collections.abc import Callable
@@ -75,8 +76,16 @@ class Trainer:
         self.teacher = FrozenTeacher(teacher) if uses_teacher else None
         self.optimizer = make_optimizer(model, train, device)
         self.schedule = make_schedule(self.optimizer, train)
+        # fp16 needs loss scaling: small gradients would round to zero; the scaler skips steps that overflow
+        self.scaler = torch.amp.GradScaler(device.type) if precision == "fp16" else None
+        # the same global batches and draws on every rank (each takes its share of them) ...
         self.data_generator = seeded_generator(seed + 1, device)
         self.kd_generator = seeded_generator(seed + 2, device)
+        # ... but dropout masks of their own: the global generators, which dropout draws from, are
+        # seeded per rank (rank 0 keeps a one-process run's stream, so its results do not change)
+        self.seed = seed
+        if rank > 0:
+            torch.manual_seed(rank_seed(seed, rank))
         self.epoch = 0
         self.check_each_step = device.type == "cpu"  # free on the CPU; a host sync elsewhere
         self.predictions: dict[str, Predictions] = {}  # rank 0: the last evaluation's, per split
@@ -95,7 +104,8 @@ class Trainer:
         return epoch % self.settings.eval_every == 0 or epoch == self.settings.epochs
 
     def final_predictions(self) -> dict[str, Predictions]:
-        """Rank 0: every split's predictions by the trained network, reusing the last epoch's evaluation."""
+        """Every split's predictions by the trained network (rank 0; the others get {}), reusing the last
+        epoch's evaluation. Every rank calls it: evaluating again, after a resume, shares the figures."""
         if self.predicted_at != self.epoch:  # resumed after the last epoch was saved
             for split in self.domain.eval_splits:
                 self.evaluate(split)
@@ -103,6 +113,12 @@ class Trainer:
 
     def train_epoch(self) -> EpochReport:
         self.model.train()
+        if self.device.type == "cuda":
+            # cuDNN's multi-layer LSTM keeps a dropout state of its own, outside the CUDA generator's saved
+            # state; seeding the generator makes cuDNN draw it afresh, so each epoch starts from the same
+            # state whether or not the run was resumed
+            with torch.cuda.device(self.device):
+                torch.cuda.manual_seed(rank_seed(self.seed, self.rank, self.epoch + 1))
         student = self.domain.runner(self.model)
         teacher = self.domain.runner(self.teacher.model) if self.teacher else None
         for runner in (student, teacher):
@@ -139,10 +155,18 @@ class Trainer:
         if self.check_each_step and not torch.isfinite(loss):
             self.fail(self.epoch + 1)
         self.optimizer.zero_grad(set_to_none=True)
-        loss.backward()
+        if self.scaler is None:
+            loss.backward()
+        else:
+            self.scaler.scale(loss).backward()
+            self.scaler.unscale_(self.optimizer)  # the true gradients, for clipping and the step
         if self.settings.clip_grad_norm > 0:
             nn.utils.clip_grad_norm_(self.model.parameters(), self.settings.clip_grad_norm)
-        self.optimizer.step()
+        if self.scaler is None:
+            self.optimizer.step()
+        else:
+            self.scaler.step(self.optimizer)  # skipped when a gradient overflowed
+            self.scaler.update()
         return self.batch_sums(losses, logits.detach(), teacher_logits, batch, shard)
 
     @staticmethod
@@ -174,9 +198,10 @@ class Trainer:
     def evaluate(self, split: str) -> dict[str, float]:
         """Rank 0 evaluates the plain module (no DDP collective, no recompiling) and shares the figures."""
         figures: list[dict[str, float] | None] = [None]
+        self.predicted_at = self.epoch
         if self.rank == 0:
             predictions = self.domain.predict(unwrap(self.model), split)
-            self.predictions[split], self.predicted_at = predictions, self.epoch
+            self.predictions[split] = predictions
             figures = [{"error": predictions.error, "nll": predictions.nll}]
         if self.world > 1:
             dist.broadcast_object_list(figures, src=0)
@@ -187,12 +212,20 @@ class Trainer:
                             "lower train.optimizer.lr (the last completed epoch's state is kept)")
 
     def state_dict(self) -> dict[str, Any]:
+        """Every rank calls it (it gathers each rank's own random generators); rank 0 saves the result."""
+        generators = {"torch": torch.get_rng_state()}
+        if self.device.type == "cuda":
+            generators["cuda"] = torch.cuda.get_rng_state(self.device)
+        ranks: list[Any] = [generators]
+        if self.world > 1:
+            ranks = [None] * self.world
+            dist.all_gather_object(ranks, generators)
         state = {"epoch": self.epoch, "model": unwrap(self.model).state_dict(),
                  "optimizer": self.optimizer.state_dict(), "schedule": self.schedule.state_dict(),
                  "data_generator": self.data_generator.get_state(),
-                 "kd_generator": self.kd_generator.get_state(), "torch_rng": torch.get_rng_state()}
-        if self.device.type == "cuda":
-            state["cuda_rng"] = torch.cuda.get_rng_state(self.device)
+                 "kd_generator": self.kd_generator.get_state(), "rank_generators": ranks}
+        if self.scaler is not None:
+            state["scaler"] = self.scaler.state_dict()
         return state
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
@@ -201,10 +234,19 @@ class Trainer:
         self.schedule.load_state_dict(state["schedule"])
         self.data_generator.set_state(state["data_generator"])
         self.kd_generator.set_state(state["kd_generator"])
-        torch.set_rng_state(state["torch_rng"])
-        if "cuda_rng" in state:
-            torch.cuda.set_rng_state(state["cuda_rng"], self.device)
+        if self.scaler is not None:
+            self.scaler.load_state_dict(state["scaler"])
+        if self.rank < len(state["rank_generators"]):  # a rank the saved run did not have keeps its seed
+            generators = state["rank_generators"][self.rank]
+            torch.set_rng_state(generators["torch"])
+            if "cuda" in generators:
+                torch.cuda.set_rng_state(generators["cuda"], self.device)
         self.epoch = state["epoch"]
+
+
+def rank_seed(seed: int, rank: int, epoch: int = 0) -> int:
+    """A seed of its own for each rank (and epoch), derived from the generation's seed."""
+    return int.from_bytes(hashlib.sha256(f"{seed}/{rank}/{epoch}".encode()).digest()[:8], "little") >> 1
 
 
 def seeded_generator(seed: int, device: torch.device) -> torch.Generator:

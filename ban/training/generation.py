@@ -23,6 +23,7 @@ from ban.core.paths import PREPARED, live_dir, metrics_path, model_path, predict
 from ban.data.prepared import TENSORS_FILE, load_prepared
 from ban.nets import build_model, count_parameters
 from ban.objectives import objective_of
+from ban.predictions import Predictions
 from ban.tasks import TASKS
 from ban.training import interrupt
 from ban.training.checkpoint import load_model, save_model
@@ -30,6 +31,7 @@ from ban.training.checks import check_data
 from ban.training.closure import ROOT
 from ban.training.device import (
     configure_determinism,
+    describe_device,
     explain_refusals,
     resolve_device,
     resolve_precision,
@@ -84,7 +86,8 @@ def train_generation(params: Params, name: str, code: list[Path]) -> dict[str, A
     try:
         with explain_refusals(precision):
             run_with_logging(trainer, state, digest, history, ranks)
-        metrics = write_outputs(trainer, model, domain, generation, history) if ranks.is_main else {}
+            splits = trainer.final_predictions()  # every rank: a resumed finished run evaluates together
+        metrics = write_outputs(splits, model, domain, generation, history) if ranks.is_main else {}
         wait_for_all(ranks.world)
         if ranks.is_main:
             remove_state(state)
@@ -111,7 +114,8 @@ def training_fingerprint(params: Params, generation: Generation, device: torch.d
                          code: list[Path]) -> str:
     """What shapes the saved state: settings, the resolved device and precision, data, teacher, code."""
     settings = {"generation": dataclasses.asdict(generation), "train": dataclasses.asdict(params.train),
-                "device": device.type, "precision": precision, "code": [path.as_posix() for path in code]}
+                "device": describe_device(device), "precision": precision,
+                "code": [path.as_posix() for path in code]}
     files = [PREPARED / TENSORS_FILE, *(ROOT / path for path in code)]
     if generation.teacher is not None:
         kd = params.generation_kd(generation.name)
@@ -148,6 +152,7 @@ def run_with_logging(trainer: Trainer, state: Path, digest: str, history: list[d
     def on_epoch(report: EpochReport) -> None:
         with interrupt.protected():  # the history, the DVCLive files and the state advance together
             history.append(epoch_record(report))
+            trainer_state = trainer.state_dict()  # every rank: it gathers each rank's random generators
             if not ranks.is_main:
                 return
             print(progress_line(name, report, trainer.settings.epochs, unit), flush=True)
@@ -155,7 +160,7 @@ def run_with_logging(trainer: Trainer, state: Path, digest: str, history: list[d
                 log_epoch(live, history[-1])
             except OSError as error:
                 raise BanError(f"could not write {live_dir(name)}/: {error.strerror or error}") from None
-            save_state(state, digest, trainer.state_dict(), history)
+            save_state(state, digest, trainer_state, history)
 
     trainer.run(on_epoch)
     if live is not None:
@@ -188,11 +193,10 @@ def progress_line(name: str, report: EpochReport, epochs: int, unit: str) -> str
     return "  ".join(figures)
 
 
-def write_outputs(trainer: Trainer, model: nn.Module, domain: Domain, generation: Generation,
+def write_outputs(splits: dict[str, Predictions], model: nn.Module, domain: Domain, generation: Generation,
                   history: list[dict[str, Any]]) -> dict[str, Any]:
     """The checkpoint, the predictions of every evaluated split (the last epoch's) and the metrics."""
     name, task = generation.name, TASKS.get(domain.task, "task")
-    splits = trainer.final_predictions()
     metrics: dict[str, Any] = {"params": count_parameters(model), "epochs": len(history),
                                "train_error": history[-1]["train/error"]}
     for split, predictions in splits.items():

@@ -12,7 +12,7 @@ from torch import nn
 from ban.core.config import TrainConfig
 from ban.data.prepared import Prepared
 from ban.predictions import Predictions
-from ban.training.device import autocast
+from ban.training.device import autocast, to_device
 from ban.training.domain import DOMAINS, Batch, DomainType
 
 
@@ -27,8 +27,10 @@ class ImageDomain:
         # the validation split, when prepared, is evaluated before the reported test split
         self.eval_splits = ("valid", "test") if "valid_x" in prepared.tensors else ("test",)
         splits = ("train", *self.eval_splits)
-        self.images = {split: prepared.tensors[f"{split}_x"].to(device) for split in splits}
-        self.labels = {split: prepared.tensors[f"{split}_y"].to(device) for split in splits}
+        names = [f"{split}_{kind}" for split in splits for kind in ("x", "y")]
+        tensors = to_device({name: prepared.tensors[name] for name in names}, device)
+        self.images = {split: tensors[f"{split}_x"] for split in splits}
+        self.labels = {split: tensors[f"{split}_y"] for split in splits}
         channels = len(prepared.meta["mean"])
         self.mean = torch.tensor(prepared.meta["mean"], device=device).view(1, channels, 1, 1)
         self.std = torch.tensor(prepared.meta["std"], device=device).view(1, channels, 1, 1)

@@ -30,7 +30,7 @@ from ban.data.streams import batchify, bptt_batches
 from ban.nets.lstm import detach_state
 from ban.predictions import Predictions
 from ban.training.checkpoint import unwrap
-from ban.training.device import autocast
+from ban.training.device import autocast, to_device
 from ban.training.domain import DOMAINS, Batch, DomainType
 
 EVAL_ROWS = 10
@@ -46,7 +46,8 @@ class TextDomain:
         self.device, self.precision, self.bptt = device, precision, train.bptt
         self.vocab: list[str] = prepared.meta["vocab"]
         self.word_chars = prepared.tensors["word_chars"]
-        self.streams = {split: prepared.tensors[split].to(device) for split in ("train", *self.eval_splits)}
+        splits = ("train", *self.eval_splits)
+        self.streams = to_device({split: prepared.tensors[split] for split in splits}, device)
         self.train_rows = rows(self.streams["train"], train.batch_size, "train (rows: train.batch_size)")
 
     def data_arguments(self) -> dict[str, Any]:
