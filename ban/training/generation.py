@@ -25,11 +25,13 @@ from ban.nets import build_model, count_parameters
 from ban.objectives import objective_of
 from ban.tasks import TASKS
 from ban.training import interrupt
+from ban.training.allocator import keep_freed_memory
 from ban.training.checkpoint import load_model, save_model
 from ban.training.checks import check_data
 from ban.training.closure import ROOT
 from ban.training.device import (
     configure_determinism,
+    device_label,
     explain_refusals,
     resolve_device,
     resolve_precision,
@@ -46,6 +48,7 @@ log = logging.getLogger(__name__)
 def train_generation(params: Params, name: str, code: list[Path]) -> dict[str, Any]:
     """Train generation ``name`` and write its files; ``code`` is the stage's source (its fingerprint)."""
     generation = params.generation(name)
+    keep_freed_memory()
     ranks = Distributed.from_environment()
     configure_determinism(params.train.deterministic)
     device = resolve_device(params.train.device)
@@ -197,6 +200,8 @@ def write_outputs(trainer: Trainer, model: nn.Module, domain: Domain, generation
                                "train_error": history[-1]["train/error"]}
     for split, predictions in splits.items():
         metrics.update(task.split_metrics(split, predictions.error, predictions.nll))
+    # numbers made in another precision or on another device are never compared blind
+    metrics.update(precision=trainer.precision, device=device_label(trainer.device))
     save_model(model, model_path(name), generation=name, arch=generation.arch, options=generation.options,
                data_signature=domain.signature())
     save_torch({"generation": name, "teacher": generation.teacher, "task": task.name, "metrics": metrics,
