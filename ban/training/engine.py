@@ -22,6 +22,7 @@ from ban.core.config import KDConfig, TrainConfig
 from ban.core.errors import TrainingError
 from ban.objectives import Shard, StepInputs, loss_terms, objective_of
 from ban.predictions import Predictions
+from ban.training.allocator import keep_freed_memory
 from ban.training.analysis import gradient_decomposition
 from ban.training.checkpoint import unwrap
 from ban.training.device import autocast
@@ -70,6 +71,7 @@ class Trainer:
     def __init__(self, model: nn.Module, domain: Domain, train: TrainConfig, kd: KDConfig, *, seed: int,
                  device: torch.device, precision: str, generation: str, teacher: nn.Module | None = None,
                  rank: int = 0, world: int = 1) -> None:
+        keep_freed_memory()  # the process trains now: big per-step tensors are reused, not mapped afresh
         self.model, self.domain, self.settings, self.kd = model, domain, train, kd
         self.device, self.precision, self.generation = device, precision, generation
         self.rank, self.world = rank, world

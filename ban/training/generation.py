@@ -25,7 +25,6 @@ from ban.nets import build_model, count_parameters
 from ban.objectives import objective_of
 from ban.tasks import TASKS
 from ban.training import interrupt
-from ban.training.allocator import keep_freed_memory
 from ban.training.checkpoint import load_model, save_model
 from ban.training.checks import check_data
 from ban.training.closure import ROOT
@@ -48,7 +47,6 @@ log = logging.getLogger(__name__)
 def train_generation(params: Params, name: str, code: list[Path]) -> dict[str, Any]:
     """Train generation ``name`` and write its files; ``code`` is the stage's source (its fingerprint)."""
     generation = params.generation(name)
-    keep_freed_memory()
     ranks = Distributed.from_environment()
     configure_determinism(params.train.deterministic)
     device = resolve_device(params.train.device)
