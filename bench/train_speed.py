@@ -231,8 +231,8 @@ def summarise(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """
     rows = []
     for model in dict.fromkeys(r["model"] for r in records):
-        ordinary = [r for r in records if r["model"] == model and r["kind"] == "ordinary"]
-        ours = [r for r in records if r["model"] == model and r["kind"] == "ours"]
+        ordinary = [r for r in records if r["model"] == model and r["way"].startswith("ordinary/")]
+        ours = [r for r in records if r["model"] == model and r["way"].startswith("ours/")]
         for precision in dict.fromkeys(r["precision"] for r in ours) or [None]:
             mine = [r for r in ours if r["precision"] == precision] + ordinary
             row: dict[str, Any] = {"model": model, "ours precision": precision,
@@ -263,7 +263,7 @@ def comparison(precision: str | None, default: str) -> str:
 
 def threads(record: dict[str, Any]) -> str:
     """Intra-op threads of the training process, and the ordinary loop's loader processes."""
-    workers = f" + {record['workers']} loader workers" if record["kind"] == "ordinary" else ""
+    workers = f" + {record['workers']} loader workers" if record["way"].startswith("ordinary/") else ""
     return f"{record['threads']}{workers}"
 
 

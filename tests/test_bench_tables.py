@@ -21,7 +21,6 @@ def image_runs(default: str) -> list[dict]:
         {
             "model": "resnet20",
             "way": way,
-            "kind": way.split("/")[0],
             "precision": precision,
             "img_per_s": speed,
             "peak_mb": 1000.0,
