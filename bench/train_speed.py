@@ -7,11 +7,14 @@ Four ways to train each model are measured, each in a fresh process so that peak
 belongs to one run (CPU: peak RSS of the training process; CUDA: max allocated):
 
 * ``ours/ce`` and ``ours/ban``: a cross-entropy step and a BAN step (frozen teacher's forward
-  included) through ``ban.engine.Trainer`` and ``ImageDomain``, in the precision that
-  ``train.precision: auto`` picks (bf16 autocast on CUDA and on CPUs with AMX/AVX512-BF16);
+  included) through ``ban.engine.Trainer`` and ``ImageDomain``, in each of ``--precisions``
+  (default: the one ``train.precision: auto`` picks here, and fp32);
 * ``ordinary/ce`` and ``ordinary/ban``: the same training as most distillation repositories
   write it: torchvision transforms on PIL images, a DataLoader with worker processes, fp32,
   ``.item()`` after every step.
+
+So the table compares the two ways at each one's default precision and at the same one (fp32),
+one row per precision of ours (a single row where ``auto`` is fp32), with the threads each used.
 
 Every run starts with ``--warmup`` untimed steps. Runs are interleaved model by model and
 ``--repeats`` times; the table shows medians, the JSON every run.
@@ -221,21 +224,47 @@ def run_isolated(run: Run) -> dict[str, Any]:
 
 
 def summarise(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Per model: the median images/s of each way, peak memory, and the two ratios the targets name."""
+    """Per model and precision of ours: median images/s of each way, peak memory and the ratios.
+
+    The ordinary loop trains in fp32 only; its figures stand beside every precision of ours, so a
+    row says whether the two ran at the same precision or each at its own default.
+    """
     rows = []
     for model in dict.fromkeys(r["model"] for r in records):
-        row: dict[str, Any] = {"model": model}
-        for way in WAYS:
-            mine = [r for r in records if r["model"] == model and r["way"] == way]
-            if mine:
-                row["params"] = mine[0]["params"]
-                row[f"{way} img/s"] = statistics.median(r["img_per_s"] for r in mine)
-                row[f"{way} MB"] = max(r["peak_mb"] for r in mine)
-        row["ban/ce time"] = ratio(row, "ours/ce img/s", "ours/ban img/s")
-        row["ours/ordinary ce"] = ratio(row, "ours/ce img/s", "ordinary/ce img/s")
-        row["ours/ordinary ban"] = ratio(row, "ours/ban img/s", "ordinary/ban img/s")
-        rows.append(row)
+        ordinary = [r for r in records if r["model"] == model and r["way"].startswith("ordinary/")]
+        ours = [r for r in records if r["model"] == model and r["way"].startswith("ours/")]
+        for precision in dict.fromkeys(r["precision"] for r in ours) or [None]:
+            mine = [r for r in ours if r["precision"] == precision] + ordinary
+            row: dict[str, Any] = {"model": model, "ours precision": precision,
+                                   "compared at": comparison(precision, records[0]["default_precision"])}
+            for way in WAYS:
+                runs = [r for r in mine if r["way"] == way]
+                if runs:
+                    row["params"] = runs[0]["params"]
+                    row[f"{way} img/s"] = statistics.median(r["img_per_s"] for r in runs)
+                    row[f"{way} MB"] = max(r["peak_mb"] for r in runs)
+                    row[f"{way.split('/')[0]} threads"] = threads(runs[0])
+            row["ban/ce time"] = ratio(row, "ours/ce img/s", "ours/ban img/s")
+            row["ours/ordinary ce"] = ratio(row, "ours/ce img/s", "ordinary/ce img/s")
+            row["ours/ordinary ban"] = ratio(row, "ours/ban img/s", "ordinary/ban img/s")
+            rows.append(row)
     return rows
+
+
+def comparison(precision: str | None, default: str) -> str:
+    """What a row compares: ours at ``precision`` against the ordinary loop's fp32."""
+    if precision is None:
+        return "ordinary only"
+    same = precision == "fp32"
+    if precision == default:
+        return "same precision, both defaults" if same else "each one's default"
+    return "same precision" if same else f"ours at {precision}"
+
+
+def threads(record: dict[str, Any]) -> str:
+    """Intra-op threads of the training process, and the ordinary loop's loader processes."""
+    workers = f" + {record['workers']} loader workers" if record["way"].startswith("ordinary/") else ""
+    return f"{record['threads']}{workers}"
 
 
 def ratio(row: dict[str, Any], numerator: str, denominator: str) -> float | None:
@@ -246,8 +275,9 @@ def ratio(row: dict[str, Any], numerator: str, denominator: str) -> float | None
 
 def table(rows: list[dict[str, Any]], columns: list[str] | None = None) -> str:
     """A markdown table of the summary: ``columns`` (default: this benchmark's) that have a value."""
-    columns = columns or ["model", "params", *(f"{w} img/s" for w in WAYS), "ban/ce time", "ours/ordinary ce",
-                          "ours/ordinary ban", *(f"{w} MB" for w in WAYS)]
+    columns = columns or ["model", "params", "ours precision", "compared at", *(f"{w} img/s" for w in WAYS),
+                          "ban/ce time", "ours/ordinary ce", "ours/ordinary ban", "ours threads",
+                          "ordinary threads", *(f"{w} MB" for w in WAYS)]
     columns = [c for c in columns if any(row.get(c) is not None for row in rows)]
 
     def cell(value: Any) -> str:
@@ -282,7 +312,8 @@ def parse_arguments(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--repeats", type=int, default=1, help="interleaved repetitions; medians are shown")
     parser.add_argument("--workers", type=int, default=min(8, len(os.sched_getaffinity(0))),
                         help="DataLoader workers of the ordinary loop (default: cores, at most 8)")
-    parser.add_argument("--precision", default="auto", help="ours: auto | fp32 | bf16 (default: auto)")
+    parser.add_argument("--precisions", nargs="+", default=["auto", "fp32"],
+                        help="ours: each of auto | fp32 | bf16 (default: auto fp32; the ordinary loop: fp32)")
     parser.add_argument("--compile", action="store_true", help="ours: torch.compile the student")
     parser.add_argument("--out", type=Path, default=Path("bench/results/train_speed.json"))
     parser.add_argument("--one", help=argparse.SUPPRESS)  # internal: one measurement, JSON in and out
@@ -294,9 +325,11 @@ def plan(args: argparse.Namespace, device: torch.device) -> list[Run]:
     kind = "cuda" if device.type == "cuda" else "cpu"
     steps, warmup = DEFAULT_STEPS[kind]
     models = args.models or DEFAULT_MODELS[kind]
+    precisions = list(dict.fromkeys(resolve_precision(p, device) for p in args.precisions))
     return [Run(model, way, device.type, args.batch_size, args.steps or steps,
-                warmup if args.warmup is None else args.warmup, args.workers, args.precision, args.compile)
-            for _ in range(args.repeats) for model in models for way in args.ways]
+                warmup if args.warmup is None else args.warmup, args.workers, precision, args.compile)
+            for _ in range(args.repeats) for model in models for way in args.ways
+            for precision in (precisions if way.startswith("ours") else ["fp32"])]
 
 
 def main(argv: list[str]) -> None:
@@ -306,14 +339,16 @@ def main(argv: list[str]) -> None:
         return
     device = resolve_device(args.device)
     records = []
+    default = resolve_precision("auto", device)
     for run in plan(args, device):
-        records.append(run_isolated(run))
+        records.append({**run_isolated(run), "default_precision": default})
         print(f"{run.model:>15} {run.way:<13} {records[-1]['img_per_s']:8,.0f} img/s "
               f"({records[-1]['precision']}, peak {records[-1]['peak_mb']:,.0f} MB)", flush=True)
     rows = summarise(records)
-    header = (f"{machine(device)}; torch {torch.__version__}, {records[0]['threads']} threads; batch "
-              f"{args.batch_size}, {records[0]['steps']} timed steps after {records[0]['warmup']}; ordinary "
-              f"loader {args.workers} workers; compile {args.compile}")
+    first = records[0]
+    header = (f"{machine(device)}; torch {torch.__version__}, {first['threads']} threads per training "
+              f"process; batch {args.batch_size}, {first['steps']} timed steps after {first['warmup']}; "
+              f"ordinary loader {args.workers} workers; auto is {default} here; compile {args.compile}")
     print(f"\n{header}\n\n{table(rows)}")
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps({"machine": machine(device), "torch": torch.__version__,

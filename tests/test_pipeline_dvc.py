@@ -38,10 +38,18 @@ def test_repro_writes_every_declared_output(project: Path) -> None:
         wrong = (test["probs"].argmax(1) != test["targets"]).double().mean().item()
         assert metrics["test_error"] == pytest.approx(100 * wrong) and metrics["epochs"] == 2
         assert metrics["test_nll"] == pytest.approx(-test["target_prob"].double().log().mean().item())
+        assert metrics["precision"] == "fp32" and metrics["device"].startswith("cpu")  # as resolved
         assert (project / f"dvclive/{name}/plots/metrics/train/loss.tsv").read_text().count("\n") == 3
     summary = json.loads((project / "metrics/summary.json").read_text())
     assert set(summary) == {*GENERATIONS, "ens2"}
-    assert re.search(r"\|\s+gen2 \|\s+student \|\s+gen1 \|", (project / "reports/results.md").read_text())
+    table = (project / "reports/results.md").read_text()
+    assert re.search(r"\|\s+gen2 \|\s+student \|\s+gen1 \|", table)
+    header, _, *rows = table.splitlines()[2:]
+    columns = [cell.strip() for cell in header.split("|")]
+    for row in rows:  # each generation says the precision and device it trained with; ensembles none
+        cells = dict(zip(columns, (cell.strip() for cell in row.split("|")), strict=True))
+        generation = cells["kind"] != "ensemble"
+        assert (cells["precision"], cells["device"][:4]) == (("fp32", "cpu:") if generation else ("", ""))
     assert (project / "reports/generations.png").read_bytes()[:4] == b"\x89PNG"
 
 

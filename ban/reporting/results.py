@@ -19,13 +19,20 @@ def agreement(a: Predictions, b: Predictions) -> float:
     return float((a.argmax == b.argmax).double().mean() * 100)
 
 
+# what each generation trained with (in its metrics), shown last so that numbers made in another
+# precision or on another device are never compared blind
+TRAINED_WITH = ("precision", "device")
+
+
 def results_table(generations: dict[str, dict[str, Any]],
                   ensembles: dict[str, dict[str, Any]]) -> pd.DataFrame:
-    """One row per generation, then per ensemble; columns are the metrics present."""
+    """One row per generation, then per ensemble; the metrics present, then precision and device."""
     rows = [{"name": name, "kind": "teacher" if not row.get("teacher") else "student", **row}
             for name, row in generations.items()]
     rows += [{"name": name, "kind": "ensemble", **row} for name, row in ensembles.items()]
-    return pd.DataFrame(rows).set_index("name")
+    table = pd.DataFrame(rows).set_index("name")
+    last = [column for column in TRAINED_WITH if column in table.columns]
+    return table[[column for column in table.columns if column not in last] + last]
 
 
 def write_markdown(table: pd.DataFrame, path: Path, title: str) -> None:

@@ -32,6 +32,7 @@ from ban.training.closure import ROOT
 from ban.training.device import (
     configure_determinism,
     describe_device,
+    device_label,
     explain_refusals,
     resolve_device,
     resolve_precision,
@@ -201,6 +202,8 @@ def write_outputs(splits: dict[str, Predictions], model: nn.Module, domain: Doma
                                "train_error": history[-1]["train/error"]}
     for split, predictions in splits.items():
         metrics.update(task.split_metrics(split, predictions.error, predictions.nll))
+    # numbers made in another precision or on another device are never compared blind
+    metrics.update(precision=trainer.precision, device=device_label(trainer.device))
     save_model(model, model_path(name), generation=name, arch=generation.arch, options=generation.options,
                data_signature=domain.signature())
     save_torch({"generation": name, "teacher": generation.teacher, "task": task.name, "metrics": metrics,

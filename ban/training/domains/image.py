@@ -67,6 +67,11 @@ class ImageDomain:
             yield Batch(self.normalise(images[rank::world]), self.labels["train"][index][rank::world],
                         global_size=len(index), positions=positions)
 
+    def train_steps(self, world: int = 1) -> int:
+        count = len(self.labels["train"])
+        steps = -(-count // self.batch_size)
+        return steps - 1 if 0 < count % self.batch_size < world else steps
+
     def augment(self, images: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
         """Random crops of zero-padded images and random horizontal flips, for the whole batch at once.
 

@@ -26,7 +26,7 @@ from torch import nn
 from ban.core.config import TrainConfig
 from ban.core.errors import ConfigError, DataError
 from ban.data.prepared import Prepared
-from ban.data.streams import batchify, bptt_batches
+from ban.data.streams import batchify, bptt_batches, bptt_windows
 from ban.nets.lstm import detach_state
 from ban.predictions import Predictions
 from ban.training.checkpoint import unwrap
@@ -78,6 +78,9 @@ class TextDomain:
             positions = (mine[:, None] * steps + torch.arange(steps, device=self.device)).reshape(-1) \
                 if world > 1 else None
             yield Batch(inputs, targets.reshape(-1), global_size=rows * steps, positions=positions)
+
+    def train_steps(self, world: int = 1) -> int:
+        return len(bptt_windows(self.train_rows.shape[1], self.bptt))
 
     def runner(self, model: nn.Module) -> TextRunner:
         return TextRunner(model, self.device)
