@@ -26,7 +26,7 @@ from ban.objectives import objective_of
 from ban.predictions import Predictions
 from ban.tasks import TASKS
 from ban.training import interrupt
-from ban.training.checkpoint import load_model, save_model
+from ban.training.checkpoint import load_model, save_model, unwrap
 from ban.training.checks import check_data
 from ban.training.closure import ROOT
 from ban.training.device import (
@@ -88,7 +88,7 @@ def train_generation(params: Params, name: str, code: list[Path]) -> dict[str, A
         with explain_refusals(precision):
             run_with_logging(trainer, state, digest, history, ranks)
             splits = trainer.final_predictions()  # every rank: a resumed finished run evaluates together
-        metrics = write_outputs(splits, model, domain, generation, history) if ranks.is_main else {}
+        metrics = write_outputs(splits, trainer, generation, history) if ranks.is_main else {}
         wait_for_all(ranks.world)
         if ranks.is_main:
             remove_state(state)
@@ -194,9 +194,10 @@ def progress_line(name: str, report: EpochReport, epochs: int, unit: str) -> str
     return "  ".join(figures)
 
 
-def write_outputs(splits: dict[str, Predictions], model: nn.Module, domain: Domain, generation: Generation,
+def write_outputs(splits: dict[str, Predictions], trainer: Trainer, generation: Generation,
                   history: list[dict[str, Any]]) -> dict[str, Any]:
     """The checkpoint, the predictions of every evaluated split (the last epoch's) and the metrics."""
+    model, domain = unwrap(trainer.model), trainer.domain
     name, task = generation.name, TASKS.get(domain.task, "task")
     metrics: dict[str, Any] = {"params": count_parameters(model), "epochs": len(history),
                                "train_error": history[-1]["train/error"]}
