@@ -325,9 +325,9 @@ def test_a_killed_training_and_a_lost_node_are_retried_and_end_as_uninterrupted_
     for what, name in study.killed.items():
         log = study.logs[name]
         attempts = re.findall(rf"^=== {name} on .+, Ray node ([0-9a-f]+),", log, re.MULTILINE)
-        assert len(attempts) == 2, log  # the first attempt, and Ray's retry
+        assert len(attempts) >= 2, log  # the first attempt, and Ray's retries (more on a loaded machine)
         if what == "node":
-            assert attempts[0] != attempts[1]
+            assert len(set(attempts)) >= 2  # a retry ran on another node
         assert re.search(r"gen1: resuming after epoch [1-3] from \S+/state/gen1-[0-9a-f]{16}\.pt", log)
         assert re.search(rf"^start  {name} \(.*\) on .+ \(attempt 2\)", study.result.stdout, re.MULTILINE)
         seed, mode = re.search(r"seed_(\d)_kd_mode_(\w+)$", name).groups()
