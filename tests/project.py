@@ -7,6 +7,7 @@ import shutil
 import subprocess
 import sys
 from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -85,3 +86,25 @@ def stages_run(output: str, *, validate: bool = False) -> list[str]:
     params.yaml and writes nothing, only when asked."""
     names = [line.split("'")[1] for line in output.splitlines() if line.startswith("Running stage '")]
     return [name for name in names if validate or name != "validate"]
+
+
+@dataclass(frozen=True)
+class Reproduced:
+    """A committed project after its first ``dvc repro``, and what that repro printed."""
+
+    path: Path
+    output: str
+
+    def copy(self, directory: Path) -> Path:
+        """A copy of the whole repository (git, DVC cache, outputs) in ``directory``, to change freely."""
+        shutil.copytree(self.path, directory, symlinks=True)
+        return directory
+
+
+def reproduce_chain(directory: Path) -> Reproduced:
+    """The ``FAST`` chain, with the files outside the pipeline that tests edit, reproduced and committed."""
+    path = make_project(directory, extra=("README.md", "presets", "bench", "tests"))
+    first = run(path, "dvc", "repro")
+    run(path, "git", "add", "-A")
+    run(path, "git", "commit", "-q", "-m", "first run")
+    return Reproduced(path, first.stdout)

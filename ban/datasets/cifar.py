@@ -8,9 +8,9 @@ written by the user in the same layout.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import torch
-from torchvision.datasets import CIFAR10, CIFAR100
 
 from ban.core.config import DataConfig
 from ban.core.errors import DataError
@@ -19,8 +19,18 @@ from ban.data.prepared import Prepared
 from ban.datasets import DATASETS, Dataset
 from ban.datasets.facts import image_facts
 
-CIFAR_CLASSES: dict[str, type[CIFAR10]] = {"cifar10": CIFAR10, "cifar100": CIFAR100}
+if TYPE_CHECKING:
+    from torchvision.datasets import CIFAR10
+
+# The folders torchvision's classes read; torchvision itself is imported only to read them (seconds).
+BASE_FOLDERS = {"cifar10": "cifar-10-batches-py", "cifar100": "cifar-100-python"}
 TRAIN_IMAGES, TEST_IMAGES = 50_000, 10_000
+
+
+def cifar_class(name: str) -> type[CIFAR10]:
+    from torchvision.datasets import CIFAR10, CIFAR100
+
+    return {"cifar10": CIFAR10, "cifar100": CIFAR100}[name]
 
 
 def prepare(data: DataConfig) -> Prepared:
@@ -30,7 +40,7 @@ def prepare(data: DataConfig) -> Prepared:
 
 def read_cifar(name: str, root: Path, *, download: bool, verify: bool) -> tuple[list[str], Tensors]:
     """Read (and, if asked, download) CIFAR through torchvision's own dataset class."""
-    dataset_class = CIFAR_CLASSES[name] if verify else _without_checksums(CIFAR_CLASSES[name])
+    dataset_class = cifar_class(name) if verify else _without_checksums(cifar_class(name))
     tensors: Tensors = {}
     classes: list[str] = []
     for split in ("train", "test"):
@@ -91,7 +101,7 @@ def _cifar_files(dataset_class: type[CIFAR10]) -> list[str]:
 
 for _name, _classes in (("cifar10", 10), ("cifar100", 100)):
     DATASETS.register(Dataset(
-        name=_name, task="image", reads=f"{CIFAR_CLASSES[_name].base_folder}/ (the Python version)",
+        name=_name, task="image", reads=f"{BASE_FOLDERS[_name]}/ (the Python version)",
         prepare=prepare,
         facts=lambda params, classes=_classes: image_facts(params.data, (3, 32, 32), classes=classes,
                                                             train=TRAIN_IMAGES, test=TEST_IMAGES),

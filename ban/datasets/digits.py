@@ -6,8 +6,6 @@ import math
 
 import numpy as np
 import torch
-from sklearn.datasets import load_digits
-from sklearn.model_selection import train_test_split
 
 from ban.core.config import DataConfig, Params
 from ban.core.errors import ConfigError
@@ -22,6 +20,9 @@ IMAGES = 1_797
 
 def prepare(data: DataConfig) -> Prepared:
     """The images scaled to 0..255, with a seeded stratified test split of ``data.test_fraction``."""
+    from sklearn.datasets import load_digits  # here, not at import: scikit-learn takes seconds to load
+    from sklearn.model_selection import train_test_split
+
     digits = load_digits()
     images = torch.from_numpy(np.rint(digits.images * 255 / DIGITS_MAX).astype(np.uint8)).unsqueeze(1)
     labels = torch.from_numpy(digits.target.astype(np.int64))

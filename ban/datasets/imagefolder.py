@@ -11,12 +11,11 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import NamedTuple
+from typing import TYPE_CHECKING, NamedTuple
 
 import numpy as np
 import torch
 from PIL import Image
-from torchvision.datasets import ImageFolder
 
 from ban.core.config import DataConfig, Params
 from ban.core.errors import DataError
@@ -24,6 +23,9 @@ from ban.data.images import finish_images
 from ban.data.prepared import Prepared
 from ban.datasets import DATASETS, DataFacts, Dataset
 from ban.datasets.facts import image_facts
+
+if TYPE_CHECKING:
+    from torchvision.datasets import ImageFolder
 
 SPLITS = ("train", "test")
 # Modes stored without colour: a dataset made only of these keeps a single channel.
@@ -80,6 +82,8 @@ def _discover(root: Path, split: str) -> ImageFolder:
             f"{folder}/ not found: imagefolder data needs {root}/train/<class>/<images> "
             f"and {root}/test/<class>/<images>"
         )
+    from torchvision.datasets import ImageFolder  # here, not at import: torchvision takes seconds to load
+
     try:
         return ImageFolder(str(folder))
     except FileNotFoundError as error:  # no class folder, or a class folder without images

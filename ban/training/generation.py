@@ -156,12 +156,13 @@ def run_with_logging(trainer: Trainer, state: Path, digest: str, history: list[d
             trainer_state = trainer.state_dict()  # every rank: it gathers each rank's random generators
             if not ranks.is_main:
                 return
-            print(progress_line(name, report, trainer.settings.epochs, unit), flush=True)
             try:
                 log_epoch(live, history[-1])
             except OSError as error:
                 raise BanError(f"could not write {live_dir(name)}/: {error.strerror or error}") from None
             save_state(state, digest, trainer_state, history)
+            # after the save: an epoch shown is an epoch a stopped run resumes after
+            print(progress_line(name, report, trainer.settings.epochs, unit), flush=True)
 
     trainer.run(on_epoch)
     if live is not None:
