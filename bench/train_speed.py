@@ -7,7 +7,7 @@ Four ways to train each model are measured, each in a fresh process so that peak
 belongs to one run (CPU: peak RSS of the training process; CUDA: max allocated):
 
 * ``ours/ce`` and ``ours/ban``: a cross-entropy step and a BAN step (frozen teacher's forward
-  included) through ``ban.engine.Trainer`` and ``ImageDomain``, in each of ``--precisions``
+  included) through ``ban.training.engine.Trainer`` and ``ImageDomain``, in each of ``--precisions``
   (default: the one ``train.precision: auto`` picks here, and fp32);
 * ``ordinary/ce`` and ``ordinary/ban``: the same training as most distillation repositories
   write it: torchvision transforms on PIL images, a DataLoader with worker processes, fp32,

@@ -6,12 +6,12 @@ import dataclasses
 
 import pytest
 import torch
+from reference_losses import ban_loss
 from torch import nn
 
 from ban.core.config import AugmentConfig, DataConfig, KDConfig, ScheduleConfig, TrainConfig
 from ban.datasets import prepare_dataset
 from ban.nets import build_model
-from ban.objectives.ban import ban_loss
 from ban.training.domain import Batch
 from ban.training.domains.image import ImageDomain
 from ban.training.engine import FrozenTeacher, Trainer

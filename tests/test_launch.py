@@ -325,12 +325,12 @@ def test_experiments_come_back_through_the_git_remote(study: Study, tmp_path: Pa
     assert metrics[(0, "ban")]["gen0"] != metrics[(1, "ban")]["gen0"]
 
 
-def test_a_killed_training_and_a_lost_node_are_retried_and_end_as_uninterrupted_runs(
-        study: Study, tmp_path: Path) -> None:
+def test_a_killed_training_and_a_lost_node_are_retried_and_resume_from_their_saved_epoch(
+        study: Study) -> None:
     """Ray retries the job whose training was SIGKILLed, and the job whose node was lost (on another
-    node), each in a fresh clone; the stage resumes from its saved epoch in the shared state folder, and
-    the experiment's metrics equal the same experiment run without interruption (shown for the lost
-    node's; a resumed run's bit-for-bit equality is tests/test_reliability.py's subject)."""
+    node), each in a fresh clone; the student resumes from its epoch saved in the shared state folder,
+    which the fingerprint accepts across clones and nodes. (That a resumed run ends bit for bit as an
+    uninterrupted one is tests/test_reliability.py's subject.)"""
     assert set(study.killed) == {"training", "node"}
     for what, name in study.killed.items():
         log = study.logs[name]
@@ -340,11 +340,8 @@ def test_a_killed_training_and_a_lost_node_are_retried_and_end_as_uninterrupted_
             assert len(set(attempts)) >= 2  # a retry ran on another node
         assert re.search(r"gen1: resuming after epoch [1-3] from \S+/state/gen1-[0-9a-f]{16}\.pt", log), log
         assert re.search(rf"^start  {name} \(.*\) on .+ \(attempt 2\)", study.result.stdout, re.MULTILINE)
-    seed, mode = re.search(r"seed_(\d)_kd_mode_(\w+)$", study.killed["node"]).groups()
-    alone = make_project(tmp_path / "alone", STUDY)
-    run(alone, "dvc", "exp", "run", "-S", f"seed={seed}", "-S", f"kd.mode={mode}")
-    uninterrupted = json.loads((alone / "metrics/summary.json").read_text())
-    assert study.metrics()[(int(seed), mode)] == uninterrupted
+        seed, mode = re.search(r"seed_(\d)_kd_mode_(\w+)$", name).groups()
+        assert study.metrics()[(int(seed), mode)]["gen1"]["epochs"] == 4
 
 
 def test_a_bad_override_and_a_failing_stage_are_reported_and_the_others_finish(

@@ -15,6 +15,7 @@ import pytest
 import torch
 import yaml
 from project import ROOT, make_project, run, stages_run
+from reference_losses import ban_loss
 
 from ban.core.config import KDConfig, TrainConfig, params_from_mapping
 from ban.core.errors import ConfigError
@@ -22,7 +23,6 @@ from ban.data.streams import batchify
 from ban.datasets.corpora import prepare_corpus
 from ban.nets import build_model
 from ban.nets.lstm import LSTMLanguageModel
-from ban.objectives.ban import ban_loss
 from ban.tasks import TASKS
 from ban.training.domains.text import EVAL_ROWS, TextDomain
 from ban.training.engine import Trainer

@@ -32,6 +32,7 @@ from stage_process import digests, prepare, read_until_epoch, saved_epoch, start
 from ban.core.config import params_from_mapping
 from ban.core.errors import ConfigError
 from ban.core.files import save_torch
+from ban.training import interrupt
 from ban.training.closure import module_files
 from ban.training.device import configure_determinism, explain_refusals
 from ban.training.generation import stopped_message, training_fingerprint
@@ -109,7 +110,7 @@ def stop_and_check(project: Path, saved: int, signum: signal.Signals, wait: floa
 
 @pytest.mark.slow
 def test_killed_and_interrupted_chain_ends_bit_identical(reference, tmp_path):
-    """A damaged state file, SIGKILL mid-epoch, SIGTERM while an epoch is being saved, SIGINT mid-epoch,
+    """A damaged state file, SIGKILL mid-epoch, SIGTERM as an epoch starts, SIGINT mid-epoch,
     then the rest of the chain: every model, prediction, metric and DVCLive step equals the uninterrupted
     run's, and no state is left."""
     project = copy_project(reference, tmp_path)
@@ -139,6 +140,29 @@ def test_killed_and_interrupted_chain_ends_bit_identical(reference, tmp_path):
     assert not any((project / "state").iterdir())
     steps = (project / "dvclive/gen0/plots/metrics/test/error.tsv").read_text().splitlines()
     assert [row.split("\t")[0] for row in steps] == ["step", "0", "1", "2", "3", "4", "5"]
+
+
+def test_a_signal_during_a_protected_write_waits_for_its_end():
+    """SIGTERM or SIGINT inside ``protected()`` (the epoch's history, DVCLive files and state) lets the
+    writes finish, then stops; outside it, it stops at once."""
+    previous = {signum: signal.getsignal(signum) for signum in (signal.SIGTERM, signal.SIGINT)}
+    interrupt.install()
+    written = []
+    try:
+        with pytest.raises(SignalReceived) as stopped:
+            with interrupt.protected():
+                os.kill(os.getpid(), signal.SIGTERM)
+                os.kill(os.getpid(), signal.SIGINT)  # a second signal asks for the same stop
+                written.append("state")
+        assert written == ["state"] and stopped.value.signum == signal.SIGTERM
+        with interrupt.protected():
+            written.append("next epoch")  # nothing is left over from the stop above
+        with pytest.raises(SignalReceived):
+            os.kill(os.getpid(), signal.SIGINT)
+            time.sleep(1)  # not reached: the handler raises in this frame
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
 
 
 def test_stop_before_the_first_epoch_says_there_is_nothing_to_resume():

@@ -31,11 +31,6 @@ def live_dir(generation: str) -> Path:
     return Path("dvclive") / generation
 
 
-def state_path(generation: str) -> Path:
-    """Per-epoch training state for resuming; a persistent DVC output."""
-    return Path("state") / f"{generation}.pt"
-
-
 def stage_name(generation: str) -> str:
     """The dvc.yaml stage that makes a generation's files."""
     return "teacher" if generation == TEACHER else f"student@{generation}"

@@ -4,7 +4,7 @@ Adding an objective, a dataset, a task, a network family or a training domain me
 module to its package; nothing else names it. The package's modules are imported the first time
 the registry is read, so a module may import the registry it registers into without a cycle.
 
-``ban.closure`` knows this convention: code that creates ``Registry(kind, "some.package")``
+``ban.training.closure`` knows this convention: code that creates ``Registry(kind, "some.package")``
 depends on every module of that package.
 """
 

@@ -5,12 +5,7 @@ from __future__ import annotations
 from torch import Tensor
 
 from ban.objectives import OBJECTIVES, Objective, StepInputs, matching
-from ban.objectives.functional import soft_cross_entropy, teacher_probs
-
-
-def ban_loss(z: Tensor, t: Tensor, temperature: float = 1.0) -> Tensor:
-    """T^2 * mean_s(-sum_i p_is log q_is): KL(p||q) plus the teacher's entropy, a batch mean over N."""
-    return soft_cross_entropy(z, teacher_probs(t, temperature), temperature)
+from ban.objectives.functional import teacher_probs
 
 
 def target(inputs: StepInputs) -> Tensor:

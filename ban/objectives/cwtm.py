@@ -8,18 +8,7 @@ from torch import Tensor
 from ban.core.config import KDConfig
 from ban.core.errors import ConfigError
 from ban.objectives import OBJECTIVES, Objective, StepInputs
-from ban.objectives.functional import confidence_weights, teacher_probs
-
-
-def cwtm_weights(t: Tensor) -> Tensor:
-    """w_s = max_i p_is / sum_u max_i p_iu at T = 1: the teacher's confidence, normalised over the batch."""
-    return confidence_weights(teacher_probs(t))
-
-
-def cwtm_loss(z: Tensor, t: Tensor, y: Tensor) -> Tensor:
-    """sum_s w_s CE(z_s, y_s): label cross-entropy re-weighted per example (weights sum to 1)."""
-    per_example = F.cross_entropy(z.float(), y, reduction="none")
-    return (cwtm_weights(t) * per_example).sum()
+from ban.objectives.functional import teacher_probs
 
 
 def terms(inputs: StepInputs) -> dict[str, Tensor]:

@@ -6,7 +6,7 @@ import torch
 from torch import Tensor
 
 from ban.objectives import OBJECTIVES, Objective, Shard, StepInputs, matching
-from ban.objectives.functional import soft_cross_entropy, teacher_probs
+from ban.objectives.functional import teacher_probs
 
 
 def dkpp_targets(t: Tensor, generator: torch.Generator | None = None, temperature: float = 1.0,
@@ -28,12 +28,6 @@ def dkpp_targets(t: Tensor, generator: torch.Generator | None = None, temperatur
     destination = random_keys.scatter(1, argmax, -1.0).argsort(dim=1)
     source = index_keys.scatter(1, argmax, -1).argsort(dim=1)
     return torch.empty_like(p).scatter_(1, destination, p.gather(1, source))
-
-
-def dkpp_loss(z: Tensor, t: Tensor, generator: torch.Generator | None = None,
-              temperature: float = 1.0) -> Tensor:
-    """Cross-entropy to the permuted teacher distribution of :func:`dkpp_targets`."""
-    return soft_cross_entropy(z, dkpp_targets(t, generator, temperature), temperature)
 
 
 def target(inputs: StepInputs) -> Tensor:

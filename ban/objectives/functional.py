@@ -33,17 +33,6 @@ def soft_cross_entropy_from_log_probs(log_q: Tensor, p_target: Tensor, temperatu
     return temperature**2 * -torch.dot(p_target.float().reshape(-1), log_q.reshape(-1)) / len(log_q)
 
 
-def soft_cross_entropy(z: Tensor, p_target: Tensor, temperature: float = 1.0) -> Tensor:
-    """Cross-entropy of softmax(z / T) to the distribution ``p_target``, scaled by T^2."""
-    return soft_cross_entropy_from_log_probs(F.log_softmax(scaled(z, temperature), dim=1), p_target,
-                                             temperature)
-
-
-def cross_entropy(z: Tensor, y: Tensor) -> Tensor:
-    """Batch-mean cross-entropy to the labels, in float32."""
-    return F.cross_entropy(z.float(), y)
-
-
 def confidence_weights(p: Tensor) -> Tensor:
     """The CWTM weights ``max_i p_is / sum_u max_i p_iu`` from teacher probabilities already computed."""
     confidence = p.amax(dim=1)
