@@ -46,9 +46,8 @@ def ensemble_records(saved: dict[str, dict[str, Any]]) -> dict[str, dict[str, An
     records: dict[str, dict[str, Any]] = {}
     for split in saved[members[0]]["splits"]:
         per_member = {name: Predictions.from_dict(saved[name]["splits"][split]) for name in members}
-        for name, predictions in running_ensembles(per_member).items():
-            record = records.setdefault(name, {"members": members[:int(name[3:])], "splits": {},
-                                               "metrics": {}})
+        for size, (name, predictions) in enumerate(running_ensembles(per_member).items(), start=2):
+            record = records.setdefault(name, {"members": members[:size], "splits": {}, "metrics": {}})
             record["splits"][split] = predictions.to_dict()
             record["metrics"].update(task.split_metrics(split, predictions.error, predictions.nll))
     return records

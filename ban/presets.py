@@ -20,7 +20,7 @@ from ban.core.config import Params, load_params
 from ban.core.errors import ConfigError
 from ban.datasets import DataFacts, dataset_of
 from ban.nets import build_model, count_parameters
-from ban.objectives import objective_of
+from ban.objectives import learns_from_teacher
 from ban.tasks import TASKS, Task
 from ban.validation import validate_everything
 
@@ -116,10 +116,9 @@ def training_flops(params: Params, costs: list[NetworkCost]) -> float:
     by_name = {cost.generation: cost for cost in costs}
     total = 0.0
     for cost in costs:
-        teacher = params.generation(cost.generation).teacher
-        kd = params.generation_kd(cost.generation)
-        uses_teacher = teacher is not None and objective_of(kd).needs_teacher
-        per_example = 3 * cost.forward_flops + (by_name[teacher].forward_flops if uses_teacher else 0)
+        generation = params.generation(cost.generation)
+        teacher_flops = by_name[generation.teacher].forward_flops if learns_from_teacher(generation) else 0
+        per_example = 3 * cost.forward_flops + teacher_flops
         total += per_example * facts.train_examples * params.train.epochs
         evaluations = math.ceil(params.train.epochs / params.train.eval_every)
         total += cost.forward_flops * facts.eval_examples * evaluations

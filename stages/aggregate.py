@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import subprocess
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +26,7 @@ from ban.reporting.study import (
     summary_markdown,
     variant_markdown,
 )
+from ban.tools import dvc
 from stages.cli import run
 
 
@@ -57,11 +57,7 @@ def main(argv: list[str]) -> None:
 
 
 def exp_show(all_commits: bool) -> list[dict[str, Any]]:
-    command = ["dvc", "exp", "show", "--json", *(["--all-commits"] if all_commits else [])]
-    result = subprocess.run(command, capture_output=True, text=True)
-    if result.returncode != 0:
-        raise BanError(f"{' '.join(command)} failed: {result.stderr.strip()}")
-    return json.loads(result.stdout)
+    return json.loads(dvc(None, "exp", "show", "--json", *(["--all-commits"] if all_commits else [])))
 
 
 def report(frame: pd.DataFrame, table: pd.DataFrame, paired: pd.DataFrame, metric: str, skipped: list[str],

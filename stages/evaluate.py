@@ -5,7 +5,7 @@ A pure function of the saved predictions: no network is run again.
 
 from __future__ import annotations
 
-from ban.core.config import load_params
+from ban.core.config import TEACHER, load_params
 from ban.core.files import load_torch, save_json
 from ban.core.paths import (
     ANALYSIS_FIGURE,
@@ -28,8 +28,8 @@ def main(argv: list[str]) -> None:
     saved = {name: load_torch(predictions_path(name), "predictions", f"stage {stage_name(name)} (dvc repro)")
              for name in params.generations()}
     ensembles = load_torch(ENSEMBLE, "ensemble predictions", "stage ensemble (dvc repro)")["ensembles"]
-    reported = list(saved["gen0"]["splits"])[-1]
-    task = TASKS.get(saved["gen0"]["task"], "task")
+    reported = list(saved[TEACHER]["splits"])[-1]
+    task = TASKS.get(saved[TEACHER]["task"], "task")
     generations = {}
     for name, record in saved.items():
         row = {"teacher": record["teacher"] or "", **record["metrics"]}

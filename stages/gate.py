@@ -13,7 +13,6 @@ machine whose CPU gives other numbers.
 from __future__ import annotations
 
 import argparse
-import subprocess
 import sys
 from pathlib import Path
 
@@ -21,6 +20,7 @@ from ban.core.errors import BanError
 from ban.core.paths import SUMMARY
 from ban.reporting.baseline import reproduced_metrics
 from ban.reporting.gate import check_tolerance, compare, markdown, parse_summary
+from ban.tools import git
 from stages.cli import run
 
 
@@ -55,10 +55,7 @@ def main(argv: list[str]) -> None:
 
 
 def read_revision(revision: str, path: str) -> str:
-    result = subprocess.run(["git", "show", f"{revision}:{path}"], capture_output=True, text=True)
-    if result.returncode != 0:
-        raise BanError(f"cannot read {path} at {revision!r}: {result.stderr.strip().splitlines()[-1]}")
-    return result.stdout
+    return git(None, "show", f"{revision}:{path}")
 
 
 if __name__ == "__main__":

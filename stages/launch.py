@@ -12,7 +12,6 @@ import argparse
 import dataclasses
 import os
 import signal
-import subprocess
 import sys
 import tempfile
 import time
@@ -25,6 +24,7 @@ from ban.launch.gpus import check_gpus
 from ban.launch.jobs import Settings
 from ban.launch.plan import expand_grid, plan_study, without_finished
 from ban.launch.study import Resources, run_study
+from ban.tools import dvc, git
 from stages.cli import run
 
 PACKAGE = Path(__file__).resolve().parents[1] / "ban"
@@ -120,7 +120,7 @@ def study_settings(root: Path, args: argparse.Namespace, prefix: str) -> Setting
     git_remote = args.git_remote or ("origin" if "origin" in remotes else str(root))
     if git_remote in remotes:
         git_remote = git(root, "remote", "get-url", git_remote)
-    dvc_remote = args.dvc_remote or dvc(root, "remote", "default", check=False).strip() or None
+    dvc_remote = args.dvc_remote or default_dvc_remote(root)
     cluster = args.address or os.environ.get("RAY_ADDRESS")
     if dvc_remote is None and cluster:
         raise ConfigError("--dvc-remote: workers on other hosts share outputs through a DVC remote; give one "
@@ -170,22 +170,11 @@ def launch(jobs: list, settings: Settings, resources: Resources, args: argparse.
         ray.shutdown()
 
 
-def git(root: Path, *arguments: str) -> str:
-    result = subprocess.run(["git", *arguments], cwd=root, capture_output=True, text=True)
-    if result.returncode != 0:
-        raise BanError(f"git {' '.join(arguments)}: {result.stderr.strip() or result.stdout.strip()}")
-    return result.stdout.strip()
-
-
-def dvc(root: Path, *arguments: str, check: bool = True) -> str:
-    """The output of a DVC command; with ``check=False`` a failure gives an empty answer."""
-    result = subprocess.run([sys.executable, "-m", "dvc", *arguments], cwd=root, capture_output=True,
-                            text=True, env=dict(os.environ, DVC_NO_ANALYTICS="1"))
-    if result.returncode != 0:
-        if not check:
-            return ""
-        raise BanError(f"dvc {' '.join(arguments)}: {(result.stderr.strip() or 'failed').splitlines()[-1]}")
-    return result.stdout
+def default_dvc_remote(root: Path) -> str | None:
+    try:
+        return dvc(root, "remote", "default").strip() or None
+    except BanError:  # DVC fails when no remote is the default
+        return None
 
 
 def _absolute(location: str) -> str:

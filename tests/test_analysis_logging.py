@@ -14,13 +14,14 @@ import pytest
 import torch
 from torch import nn
 
-from ban.core.config import DataConfig, KDConfig, OptimizerConfig, TrainConfig
+from ban.core.config import DataConfig, KDConfig, OptimizerConfig, TrainConfig, params_from_mapping
 from ban.data.prepared import Prepared
 from ban.datasets import prepare_dataset
 from ban.nets import build_model
+from ban.objectives import learns_from_teacher
 from ban.training.domains.image import ImageDomain
 from ban.training.engine import Trainer
-from ban.training.generation import epoch_record
+from ban.training.generation import epoch_record, load_teacher
 
 CPU = torch.device("cpu")
 SIZE = 120
@@ -93,11 +94,19 @@ def test_unequal_batches_are_weighted_by_their_size(prepared: Prepared) -> None:
         assert records[0][f"analysis/{name}"] == pytest.approx(hand[name], rel=1e-5), name
 
 
-def test_a_student_without_teacher_logs_no_decomposition(prepared: Prepared) -> None:
+def test_a_control_student_runs_no_teacher_and_logs_no_decomposition(prepared: Prepared) -> None:
+    """``learns_from_teacher`` decides, once, which generations load and run their teacher: a control
+    (``kd.mode: none``) has a teacher in the chain but never reads it."""
+    params = params_from_mapping({"students": {"gen1": {"teacher": "gen0"},
+                                               "control": {"teacher": "gen0", "kd": {"mode": "none"}}}})
+    control = params.generation("control")
+    assert [learns_from_teacher(params.generation(name)) for name in ("gen0", "gen1", "control")] == [
+        False, True, False]
+    assert load_teacher(params, control, domain=None, build=None) is None  # no checkpoint is read
     train = TrainConfig(epochs=1, batch_size=SIZE, optimizer=OptimizerConfig(lr=0.0))
     domain = ImageDomain(prepared, train, CPU, "fp32")
-    trainer = Trainer(resnet(0), domain, train, KDConfig(mode="none"), seed=0, device=CPU,
-                      precision="fp32", generation="control", teacher=resnet(1))
+    trainer = Trainer(resnet(0), domain, train, control.kd, seed=0, device=CPU, precision="fp32",
+                      generation="control", teacher=None)
     records: list[dict[str, float]] = []
     trainer.run(lambda report: records.append(epoch_record(report)))
     assert not [key for key in records[0] if key.startswith("analysis/")]

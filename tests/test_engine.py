@@ -3,19 +3,30 @@
 from __future__ import annotations
 
 import dataclasses
+from pathlib import Path
 
 import pytest
 import torch
 from reference_losses import ban_loss
 from torch import nn
 
-from ban.core.config import AugmentConfig, DataConfig, KDConfig, ScheduleConfig, TrainConfig
+from ban.core.config import (
+    AugmentConfig,
+    DataConfig,
+    KDConfig,
+    ScheduleConfig,
+    TrainConfig,
+    params_from_mapping,
+)
+from ban.core.errors import ConfigError
 from ban.datasets import prepare_dataset
 from ban.nets import build_model
+from ban.training import schedules
+from ban.training.checks import check_chain
 from ban.training.domain import Batch
 from ban.training.domains.image import ImageDomain
 from ban.training.engine import FrozenTeacher, Trainer
-from ban.training.schedule import make_schedule
+from ban.training.schedules import SCHEDULES, make_schedule
 
 CPU = torch.device("cpu")
 TRAIN = TrainConfig(epochs=3, batch_size=50, optimizer=dataclasses.replace(TrainConfig().optimizer, lr=0.05))
@@ -126,6 +137,28 @@ def test_plateau_decays_unless_validation_perplexity_improves_enough() -> None:
     assert optimizer.param_groups[0]["lr"] == pytest.approx(0.1 * 0.5)
     state = plateau.state_dict()
     assert state["lr"] == pytest.approx(0.05)
+
+
+@pytest.mark.parametrize(("train", "has_validation", "error"), [
+    ({"schedule": {"name": "cosin"}}, True,
+     "train.schedule.name: unknown schedule 'cosin'; valid: constant, cosine, plateau, step"),
+    ({"schedule": {"name": "plateau"}, "eval_every": 2}, True,
+     "train.eval_every: the plateau schedule decides after every epoch on the validation split; set it to 1 "
+     "(got 2)"),
+    ({"schedule": {"name": "plateau"}}, False,
+     "train.schedule.name: 'plateau' decides on a validation split, and this data has none (set "
+     "data.validation to hold out training images)"),
+])
+def test_a_schedule_is_checked_by_its_registry_entry(train: dict, has_validation: bool, error: str) -> None:
+    params = params_from_mapping({"train": train})
+    with pytest.raises(ConfigError) as refused:
+        check_chain(params, "image", has_validation)
+    assert str(refused.value) == error
+
+
+def test_the_schedules_are_the_modules_of_their_package() -> None:
+    modules = {path.stem for path in Path(schedules.__file__).parent.glob("*.py")} - {"__init__"}
+    assert SCHEDULES.names() == sorted(modules) == ["constant", "cosine", "plateau", "step"]
 
 
 def test_batches_cover_the_training_set_once_per_epoch(domain: ImageDomain) -> None:

@@ -3,8 +3,8 @@
 Loading checks everything that needs no registry, so a typo costs seconds, not an epoch:
 unknown keys, wrong types, invalid values, students whose teacher does not exist, cycles, and
 ensemble members that are not generations. The names that registries define (``data.name``,
-``kd.mode``, ``model.arch``) are checked by the stages that use them, before any work:
-``prepare`` checks the dataset, the train stages every objective and network of the chain.
+``kd.mode``, ``model.arch``, ``train.schedule.name``) and what each entry requires of its settings are
+checked by ``ban.validation`` (the ``validate`` stage) and by the stages that use them, before any work.
 """
 
 from __future__ import annotations
@@ -21,7 +21,6 @@ from ban.core.errors import ConfigError
 from ban.core.schema import parse
 
 TEACHER = "gen0"
-SCHEDULES = ("step", "cosine", "constant", "plateau")
 DEVICES = ("auto", "cpu", "cuda", "mps")
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 
@@ -49,9 +48,7 @@ class OptimizerConfig:
 
 @dataclass(frozen=True)
 class ScheduleConfig:
-    """``step``: multiply by ``gamma`` at ``milestones``; ``cosine``: to zero at the last epoch;
-    ``plateau`` (language models): multiply by ``gamma`` when validation perplexity improved
-    by less than ``min_improvement``."""
+    """The settings of a schedule of ``ban.training.schedules`` (each reads those it needs)."""
 
     name: str = "step"
     milestones: list[int] = field(default_factory=list)
@@ -134,14 +131,14 @@ class Params:
 
     def generation(self, name: str) -> Generation:
         if name == TEACHER:
-            return Generation(TEACHER, None, self.model, derive_seed(self.seed, TEACHER), 0)
+            return Generation(TEACHER, None, self.model, derive_seed(self.seed, TEACHER), 0, LABELS_ONLY)
         if name not in self.students:
             raise ConfigError(f"unknown generation {name!r}; known: {', '.join(self.generations())}")
         student = self.students[name]
         parent = self.generation(student.teacher)
         seed = student.seed if student.seed is not None else derive_seed(self.seed, name)
         return Generation(name, student.teacher, student_model(self.model, student.model), seed,
-                          parent.depth + 1)
+                          parent.depth + 1, self.generation_kd(name))
 
     def generation_kd(self, name: str) -> KDConfig:
         """The objective of generation ``name``: one chain can hold BAN, CWTM, DKPP and control students."""
@@ -172,13 +169,15 @@ class Params:
 
 @dataclass(frozen=True)
 class Generation:
-    """One network of the chain: its teacher (None for gen0), architecture and seed."""
+    """One network of the chain, resolved from params: its teacher (None for gen0), architecture, seed,
+    and the objective it trains with (``kd``, the global one with the student's own entries laid over)."""
 
     name: str
     teacher: str | None
     model: dict[str, Any]
     seed: int
     depth: int
+    kd: KDConfig
 
     @property
     def arch(self) -> str:
@@ -225,7 +224,6 @@ def params_from_mapping(raw: Any) -> Params:
 
 def validate(params: Params) -> None:
     """Semantic checks that types alone cannot express."""
-    _check_choice("train.schedule.name", params.train.schedule.name, SCHEDULES)
     _check_choice("train.device", params.train.device, DEVICES)
     _check_choice("train.precision", params.train.precision, PRECISIONS)
     for key, value in (("train.epochs", params.train.epochs), ("train.batch_size", params.train.batch_size),
@@ -244,9 +242,6 @@ def validate(params: Params) -> None:
     _check_kd("kd", params.kd)
     for name in params.students:
         _check_kd(f"students.{name}.kd", params.generation_kd(name))
-    if params.train.schedule.name == "plateau" and params.train.eval_every != 1:
-        raise ConfigError("train.eval_every: the plateau schedule decides after every epoch on the "
-                          f"validation split; set it to 1 (got {params.train.eval_every})")
     _check_graph(params)
 
 

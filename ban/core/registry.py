@@ -1,6 +1,6 @@
 """Registries of extensions: each entry lives in its own module of one package and registers itself.
 
-Adding an objective, a dataset, a task, a network family or a training domain means adding one
+Adding an objective, a dataset, a task, a network family, a schedule or a training domain means adding one
 module to its package; nothing else names it. The package's modules are imported the first time
 the registry is read, so a module may import the registry it registers into without a cycle.
 

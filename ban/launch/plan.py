@@ -13,7 +13,6 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-import subprocess
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -26,6 +25,7 @@ import yaml
 from ban.core.config import params_from_mapping
 from ban.core.errors import BanError, ConfigError
 from ban.core.paths import PARAMS
+from ban.tools import output_of
 from ban.validation import validate_everything
 
 TRAINING = "stages.train"  # the command of the stages that train for train.epochs
@@ -161,10 +161,10 @@ def scratch_repository(root: Path, commit: str, params_file: Path) -> Iterator[P
 
 def committed(root: Path, commit: str, path: Path) -> bytes:
     """The content of ``path`` in ``commit``."""
-    shown = subprocess.run(["git", "show", f"{commit}:{path.as_posix()}"], cwd=root, capture_output=True)
-    if shown.returncode != 0:
-        raise ConfigError(f"{path} is not in commit {commit[:12]}: commit it first")
-    return shown.stdout
+    try:
+        return output_of(["git", "show", f"{commit}:{path.as_posix()}"], root)
+    except BanError:
+        raise ConfigError(f"{path} is not in commit {commit[:12]}: commit it first") from None
 
 
 def resolve_stages(scratch: Path, overrides: tuple[str, ...]) -> list[Stage]:

@@ -17,7 +17,7 @@ import torch.distributed as dist
 import torch.nn.functional as F
 from torch import Tensor
 
-from ban.core.config import KDConfig
+from ban.core.config import Generation, KDConfig
 from ban.core.registry import Registry
 from ban.objectives.functional import scaled, soft_cross_entropy_from_log_probs
 
@@ -106,6 +106,12 @@ OBJECTIVES: Registry[Objective] = Registry("objective", "ban.objectives")
 
 def objective_of(kd: KDConfig, key: str = "kd") -> Objective:
     return OBJECTIVES.get(kd.mode, f"{key}.mode")
+
+
+def learns_from_teacher(generation: Generation) -> bool:
+    """Whether ``generation`` trains against its teacher's outputs: it has one, and its objective reads
+    them (a control student, ``kd.mode: none``, has a teacher in the chain but never runs it)."""
+    return generation.teacher is not None and objective_of(generation.kd).needs_teacher
 
 
 def check_kd(kd: KDConfig, key: str) -> None:

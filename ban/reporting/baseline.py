@@ -16,17 +16,18 @@ import tempfile
 from pathlib import Path
 
 from ban.core.errors import BanError
+from ban.tools import dvc, git
 
 
 def reproduced_metrics(revision: str, path: Path) -> str:
     """The text of ``path`` after ``dvc repro`` of ``revision`` here; DVC's output goes to stderr."""
-    root = Path(_command(["git", "rev-parse", "--show-toplevel"], Path.cwd()))
-    cache = _command([sys.executable, "-m", "dvc", "cache", "dir"], root)
+    root = Path(git(None, "rev-parse", "--show-toplevel"))
+    cache = dvc(root, "cache", "dir").strip()
     with tempfile.TemporaryDirectory(prefix="ban-baseline-") as parent:
         tree = Path(parent) / "revision"
-        _command(["git", "worktree", "add", "--detach", str(tree), revision], root)
+        git(root, "worktree", "add", "--detach", str(tree), revision)
         try:
-            _command([sys.executable, "-m", "dvc", "cache", "dir", "--local", cache], tree)
+            dvc(tree, "cache", "dir", "--local", cache)
             (tree / "dvc.lock").unlink(missing_ok=True)
             print(f"reproducing {revision} here (stages the current run shares come from DVC's run-cache)",
                   file=sys.stderr, flush=True)
@@ -39,12 +40,3 @@ def reproduced_metrics(revision: str, path: Path) -> str:
             return (tree / path).read_text()
         finally:
             subprocess.run(["git", "worktree", "remove", "--force", str(tree)], cwd=root, capture_output=True)
-
-
-def _command(command: list[str], directory: Path) -> str:
-    """Run a git or dvc command; its stripped output, or one line saying why it failed."""
-    result = subprocess.run(command, cwd=directory, capture_output=True, text=True)
-    if result.returncode != 0:
-        reason = (result.stderr.strip() or result.stdout.strip() or "no output").splitlines()[-1]
-        raise BanError(f"{' '.join(command[-3:])}: {reason}")
-    return result.stdout.strip()

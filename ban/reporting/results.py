@@ -60,8 +60,9 @@ def plot_generations(table: pd.DataFrame, metric: str, path: Path, title: str) -
     axes.plot(range(len(generations)), generations[metric], "o-", label="generations")
     axes.axhline(generations[metric].iloc[0], color="grey", linestyle="--", label="teacher (gen0)")
     if len(ensembles):
-        positions = [list(generations.index).index(f"gen{name[3:]}") if f"gen{name[3:]}" in generations.index
-                     else len(generations) + i for i, name in enumerate(ensembles.index)]
+        newest = [members.split("+")[-1] for members in ensembles["members"]]  # Ens*k above its newest member
+        names = list(generations.index)
+        positions = [names.index(last) if last in names else len(names) + i for i, last in enumerate(newest)]
         axes.plot(positions, ensembles[metric], "s", color="tab:red", label="ensembles (Ens*k)")
         for x, (name, value) in zip(positions, ensembles[metric].items(), strict=True):
             axes.annotate(name, (x, value), textcoords="offset points", xytext=(5, 5), fontsize=8)

@@ -25,7 +25,7 @@ from scipy import stats
 from ban.core.config import TEACHER, Params, params_from_mapping
 from ban.core.errors import BanError
 from ban.core.paths import metrics_path
-from ban.objectives import objective_of
+from ban.objectives import learns_from_teacher
 from ban.reporting.results import save_figure
 from ban.tasks import headline_metrics
 
@@ -145,7 +145,7 @@ def _roles(params: Params, name: str) -> dict[str, str]:
     network = _network(params, name)
     if name == TEACHER:
         return {"kind": "teacher", "teacher": "", "network": network}
-    kind = "student" if objective_of(params.generation_kd(name)).needs_teacher else "control"
+    kind = "student" if learns_from_teacher(params.generation(name)) else "control"
     return {"kind": kind, "teacher": params.students[name].teacher, "network": network}
 
 

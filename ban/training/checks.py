@@ -11,10 +11,13 @@ from ban.core.errors import ConfigError
 from ban.nets import check_options, get_architecture
 from ban.objectives import check_kd
 from ban.tasks import TASKS
+from ban.training.schedules import check_schedule, schedule_of
 
 
 def check_names(params: Params) -> None:
-    """Every objective and network of the chain is registered and takes the options given."""
+    """The schedule, and every objective and network of the chain, is registered and takes the options
+    given."""
+    schedule_of(params.train)
     check_kd(params.kd, "kd")
     for name, student in params.students.items():
         if student.kd:
@@ -26,7 +29,8 @@ def check_names(params: Params) -> None:
 
 
 def check_data(params: Params, task: str, has_validation: bool) -> None:
-    """The networks solve the data's task, and the schedule has the validation split it needs."""
+    """The networks solve the data's task, and the schedule can follow its settings on this data (the
+    validation split it may need)."""
     data = TASKS.get(task, "task")
     for key, model in _models(params):
         architecture = get_architecture(model["arch"], key)
@@ -34,9 +38,7 @@ def check_data(params: Params, task: str, has_validation: bool) -> None:
             network = TASKS.get(architecture.task, "task").model_kind
             raise ConfigError(f"{key}.arch: {model['arch']!r} is {network}, but data.name "
                               f"{params.data.name!r} is {data.data_kind}")
-    if params.train.schedule.name == "plateau" and not has_validation:
-        raise ConfigError("train.schedule.name: 'plateau' decides on a validation split, and this data has "
-                          "none (set data.validation to hold out training images)")
+    check_schedule(params.train, has_validation)
 
 
 def check_chain(params: Params, task: str, has_validation: bool) -> None:

@@ -21,7 +21,7 @@ from torch import nn
 
 from ban.core.config import KDConfig, TrainConfig
 from ban.core.errors import TrainingError
-from ban.objectives import Shard, StepInputs, loss_terms, objective_of
+from ban.objectives import Shard, StepInputs, loss_terms
 from ban.predictions import Predictions
 from ban.training.allocator import keep_freed_memory
 from ban.training.analysis import gradient_decomposition
@@ -29,7 +29,7 @@ from ban.training.checkpoint import unwrap
 from ban.training.device import autocast
 from ban.training.domain import Batch, Domain
 from ban.training.progress import epoch_progress
-from ban.training.schedule import make_schedule
+from ban.training.schedules import make_schedule
 
 # The gradient decomposition is a logged estimate: it reads an evenly strided sample of at most this many
 # logits per step. On a language model (700 tokens x 10,000 words per step) a sample of 350 tokens cost
@@ -76,8 +76,8 @@ class Trainer:
         self.model, self.domain, self.settings, self.kd = model, domain, train, kd
         self.device, self.precision, self.generation = device, precision, generation
         self.rank, self.world = rank, world
-        uses_teacher = teacher is not None and objective_of(kd).needs_teacher
-        self.teacher = FrozenTeacher(teacher) if uses_teacher else None
+        # the teacher is given only when the objective reads it (``learns_from_teacher``): it is run as given
+        self.teacher = FrozenTeacher(teacher) if teacher is not None else None
         self.optimizer = make_optimizer(model, train, device)
         self.schedule = make_schedule(self.optimizer, train)
         # fp16 needs loss scaling: small gradients would round to zero; the scaler skips steps that overflow
@@ -145,12 +145,11 @@ class Trainer:
         self.epoch += 1
         means = self.reduce(totals, examples)
         seconds = time.perf_counter() - started
-        loss_names = [name for name in means if name.startswith("loss/")]
+        losses = group_of(means, LOSS)
         report = EpochReport(
-            epoch=self.epoch, lr=lr, train_loss=sum(means[name] for name in loss_names),
-            train_error=means["error"] * 100, losses={name[5:]: means[name] for name in loss_names},
-            analysis={name[9:]: means[name] for name in means if name.startswith("analysis/")},
-            examples_per_s=examples * self.world / seconds, seconds=seconds)
+            epoch=self.epoch, lr=lr, train_loss=sum(losses.values()), train_error=means["error"] * 100,
+            losses=losses, analysis=group_of(means, ANALYSIS), examples_per_s=examples * self.world / seconds,
+            seconds=seconds)
         if not math.isfinite(report.train_loss):
             self.fail(self.epoch)
         return report
@@ -187,12 +186,12 @@ class Trainer:
         examples, is the global mean: each loss term is a global-batch mean scaled for DDP's average
         (``StepInputs.global_mean``), so it counts for ``shard.share`` examples; the other figures are
         means over this process's examples."""
-        figures = {f"loss/{name}": value.detach() * shard.share for name, value in losses.items()}
+        figures = {in_group(LOSS, name): value.detach() * shard.share for name, value in losses.items()}
         figures["error"] = (logits.argmax(1) != batch.targets).float().sum()
         if teacher_logits is not None:
             sample = slice(None, None, math.ceil(logits.numel() / ANALYSIS_VALUES))
             stats = gradient_decomposition(logits[sample], teacher_logits[sample], batch.targets[sample])
-            figures.update({f"analysis/{name}": value * batch.size for name, value in stats.items()})
+            figures.update({in_group(ANALYSIS, name): value * batch.size for name, value in stats.items()})
         return figures
 
     def reduce(self, totals: dict[str, torch.Tensor], examples: int) -> dict[str, float]:
@@ -253,6 +252,20 @@ class Trainer:
             if "cuda" in generators:
                 torch.cuda.set_rng_state(generators["cuda"], self.device)
         self.epoch = state["epoch"]
+
+
+LOSS, ANALYSIS = "loss", "analysis"  # the groups of an epoch's summed figures besides the error
+
+
+def in_group(group: str, name: str) -> str:
+    """The name of figure ``name`` of ``group`` among an epoch's sums (one flat dict, reduced at once)."""
+    return f"{group}/{name}"
+
+
+def group_of(figures: dict[str, float], group: str) -> dict[str, float]:
+    """The figures of ``group``, by their own names."""
+    prefix = in_group(group, "")
+    return {name.removeprefix(prefix): value for name, value in figures.items() if name.startswith(prefix)}
 
 
 def rank_seed(seed: int, rank: int, epoch: int = 0) -> int:

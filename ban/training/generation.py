@@ -22,7 +22,7 @@ from ban.core.files import save_json, save_torch
 from ban.core.paths import PREPARED, live_dir, metrics_path, model_path, predictions_path, stage_name
 from ban.data.prepared import TENSORS_FILE, load_prepared
 from ban.nets import build_model, count_parameters
-from ban.objectives import objective_of
+from ban.objectives import learns_from_teacher
 from ban.predictions import Predictions
 from ban.tasks import TASKS
 from ban.training import interrupt
@@ -65,7 +65,7 @@ def train_generation(params: Params, name: str, code: list[Path]) -> dict[str, A
     def build(arch: str, options: dict[str, Any]) -> nn.Module:
         return domain.prepare_model(build_model(arch, options, **domain.data_arguments()))
 
-    kd = params.generation_kd(name)
+    kd = generation.kd
     torch.manual_seed(generation.seed)
     model = build(generation.arch, generation.options)
     teacher = load_teacher(params, generation, domain, build)
@@ -105,7 +105,7 @@ def stopped_message(name: str, stop: interrupt.SignalReceived, epochs_saved: int
 
 
 def load_teacher(params: Params, generation: Generation, domain: Domain, build: Any) -> nn.Module | None:
-    if generation.teacher is None or not objective_of(params.generation_kd(generation.name)).needs_teacher:
+    if not learns_from_teacher(generation):
         return None
     return load_model(model_path(generation.teacher), f"stage {stage_name(generation.teacher)} (dvc repro)",
                       domain.signature(), build)
@@ -116,13 +116,10 @@ def training_fingerprint(params: Params, generation: Generation, device: torch.d
     """What shapes the saved state: settings, the resolved device and precision, data, teacher, code."""
     settings = {"generation": dataclasses.asdict(generation), "train": dataclasses.asdict(params.train),
                 "device": describe_device(device), "precision": precision,
-                "code": [path.as_posix() for path in code]}
+                "code": [path.as_posix() for path in code]}  # the generation's record holds its kd
     files = [PREPARED / TENSORS_FILE, *(ROOT / path for path in code)]
-    if generation.teacher is not None:
-        kd = params.generation_kd(generation.name)
-        settings["kd"] = dataclasses.asdict(kd)
-        if objective_of(kd).needs_teacher:
-            files.append(model_path(generation.teacher))
+    if learns_from_teacher(generation):
+        files.append(model_path(generation.teacher))
     for key in ("nproc", "nnodes"):  # the same run on more processes or nodes continues the same state
         settings["train"].pop(key)
     return fingerprint(settings, files)
