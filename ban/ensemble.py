@@ -7,11 +7,9 @@ what averaging the full distributions yields for the true token).
 
 from __future__ import annotations
 
-from typing import Any
-
 import torch
 
-from ban.predictions import Predictions
+from ban.predictions import EnsemblePredictions, GenerationPredictions, Predictions
 from ban.tasks import TASKS
 
 
@@ -36,18 +34,18 @@ def running_ensembles(members: dict[str, Predictions]) -> dict[str, Predictions]
     return {f"ens{k}": average([members[n] for n in names[:k]]) for k in range(2, len(names) + 1)}
 
 
-def ensemble_records(saved: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
-    """Ens*k of the members' saved prediction records (in order), on every split they were evaluated on:
-    per ensemble its members, its predictions per split and its metrics."""
+def ensemble_records(saved: dict[str, GenerationPredictions]) -> dict[str, EnsemblePredictions]:
+    """Ens*k of the members' saved predictions (in order), on every split they were evaluated on."""
     members = list(saved)
     if not members:
         return {}
-    task = TASKS.get(saved[members[0]]["task"], "task")
-    records: dict[str, dict[str, Any]] = {}
-    for split in saved[members[0]]["splits"]:
-        per_member = {name: Predictions.from_dict(saved[name]["splits"][split]) for name in members}
+    first = saved[members[0]]
+    task = TASKS.get(first.task, "task")
+    records: dict[str, EnsemblePredictions] = {}
+    for split in first.splits:
+        per_member = {name: saved[name].splits[split] for name in members}
         for size, (name, predictions) in enumerate(running_ensembles(per_member).items(), start=2):
-            record = records.setdefault(name, {"members": members[:size], "splits": {}, "metrics": {}})
-            record["splits"][split] = predictions.to_dict()
-            record["metrics"].update(task.split_metrics(split, predictions.error, predictions.nll))
+            record = records.setdefault(name, EnsemblePredictions(members[:size]))
+            record.splits[split] = predictions
+            record.metrics.update(task.split_metrics(split, predictions.error, predictions.nll))
     return records

@@ -1,11 +1,15 @@
-"""What evaluation keeps of a network's outputs on one split: the type shared by training and reporting."""
+"""What evaluation keeps of a network's outputs, per split, per generation and per ensemble: the records
+shared by training, the ensemble stage and reporting, and their on-disk form."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import torch
+
+from ban.core.files import load_torch
+from ban.core.paths import predictions_path, stage_name
 
 
 @dataclass
@@ -36,3 +40,55 @@ class Predictions:
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Predictions:
         return cls(data["target_prob"], data.get("argmax"), data["targets"], data.get("probs"))
+
+
+@dataclass
+class GenerationPredictions:
+    """What ``preds/<generation>.pt`` holds: a trained generation's predictions on every split it was
+    evaluated on (the last epoch's; the reported split last), its metrics and its per-epoch history."""
+
+    generation: str
+    teacher: str | None
+    task: str
+    metrics: dict[str, Any]
+    history: list[dict[str, Any]]
+    splits: dict[str, Predictions]
+
+    @property
+    def reported_split(self) -> str:
+        return list(self.splits)[-1]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"generation": self.generation, "teacher": self.teacher, "task": self.task,
+                "metrics": self.metrics, "history": self.history,
+                "splits": {split: predictions.to_dict() for split, predictions in self.splits.items()}}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> GenerationPredictions:
+        return cls(data["generation"], data["teacher"], data["task"], data["metrics"], data["history"],
+                   {split: Predictions.from_dict(saved) for split, saved in data["splits"].items()})
+
+
+@dataclass
+class EnsemblePredictions:
+    """One ensemble of ``ensemble/predictions.pt``: its members, in order, their averaged predictions per
+    split and its metrics."""
+
+    members: list[str]
+    splits: dict[str, Predictions] = field(default_factory=dict)
+    metrics: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"members": self.members, "metrics": self.metrics,
+                "splits": {split: predictions.to_dict() for split, predictions in self.splits.items()}}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> EnsemblePredictions:
+        splits = {split: Predictions.from_dict(saved) for split, saved in data["splits"].items()}
+        return cls(data["members"], splits, data["metrics"])
+
+
+def load_generation_predictions(name: str) -> GenerationPredictions:
+    """A generation's saved predictions, or one line naming the stage that makes them."""
+    saved = load_torch(predictions_path(name), "predictions", f"stage {stage_name(name)} (dvc repro)")
+    return GenerationPredictions.from_dict(saved)

@@ -14,10 +14,8 @@ from ban.core.paths import (
     PARAMS,
     RESULTS_TABLE,
     SUMMARY,
-    predictions_path,
-    stage_name,
 )
-from ban.predictions import Predictions
+from ban.predictions import EnsemblePredictions, load_generation_predictions
 from ban.reporting.results import agreement, plot_analysis, plot_generations, results_table, write_markdown
 from ban.tasks import TASKS
 from stages.cli import run
@@ -25,26 +23,24 @@ from stages.cli import run
 
 def main(argv: list[str]) -> None:
     params = load_params(PARAMS)
-    saved = {name: load_torch(predictions_path(name), "predictions", f"stage {stage_name(name)} (dvc repro)")
-             for name in params.generations()}
-    ensembles = load_torch(ENSEMBLE, "ensemble predictions", "stage ensemble (dvc repro)")["ensembles"]
-    reported = list(saved[TEACHER]["splits"])[-1]
-    task = TASKS.get(saved[TEACHER]["task"], "task")
+    saved = {name: load_generation_predictions(name) for name in params.generations()}
+    saved_ensembles = load_torch(ENSEMBLE, "ensemble predictions", "stage ensemble (dvc repro)")["ensembles"]
+    ensembles = {name: EnsemblePredictions.from_dict(record) for name, record in saved_ensembles.items()}
+    reported = saved[TEACHER].reported_split
+    task = TASKS.get(saved[TEACHER].task, "task")
     generations = {}
     for name, record in saved.items():
-        row = {"teacher": record["teacher"] or "", **record["metrics"]}
-        if record["teacher"] and task.reports_agreement:
-            row["agreement"] = agreement(Predictions.from_dict(record["splits"][reported]),
-                                         Predictions.from_dict(saved[record["teacher"]]["splits"][reported]))
+        row = {"teacher": record.teacher or "", **record.metrics}
+        if record.teacher and task.reports_agreement:
+            row["agreement"] = agreement(record.splits[reported], saved[record.teacher].splits[reported])
         generations[name] = row
-    ensemble_rows = {name: {"members": "+".join(e["members"]), **e["metrics"]}
-                     for name, e in ensembles.items()}
+    ensemble_rows = {name: {"members": "+".join(e.members), **e.metrics} for name, e in ensembles.items()}
     table = results_table(generations, ensemble_rows)
     metric = task.headline
     title = f"{params.data.name}, {params.model['arch']}, kd.mode={params.kd.mode}"
     write_markdown(table, RESULTS_TABLE, title)
     plot_generations(table, metric, GENERATIONS_FIGURE, title)
-    plot_analysis({name: saved[name]["history"] for name in params.students}, ANALYSIS_FIGURE)
+    plot_analysis({name: saved[name].history for name in params.students}, ANALYSIS_FIGURE)
     summary = {name: {k: v for k, v in row.items() if isinstance(v, int | float)}
                for name, row in {**generations, **ensemble_rows}.items()}
     save_json(summary, SUMMARY)

@@ -12,19 +12,26 @@ from __future__ import annotations
 
 import dataclasses
 import re
+import signal
 import socket
+import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import ray
 from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
+from ban.core.errors import BanError
+from ban.core.paths import PARAMS
+from ban.launch.gpus import check_gpus
 from ban.launch.jobs import JobResult, Settings, StageKilled, run_job
 from ban.launch.plan import Job, Rejected
 from ban.tasks import headline_metrics
 
+PACKAGE = Path(__file__).resolve().parents[1]  # ban/: shipped to every worker
 MAX_RETRIES = 3
 POLL_S = 5.0
 REPORT_EVERY_S = 600.0  # a line with the counts and the time left, between the start and done lines
@@ -91,6 +98,35 @@ class Outcome:
     @property
     def failed(self) -> list[str]:
         return [r.name for r in self.rejected] + [r.name for r in self.experiments if not r.ok]
+
+
+def run_on_ray(jobs: list[Job], settings: Settings, resources: Resources, address: str | None,
+               rejected: list[Rejected], say: Callable[[str], None]) -> Outcome:
+    """Connect to the cluster at ``address`` (or start a local instance), run the study, and always
+    disconnect (stopping an instance it started). Ctrl-C and SIGTERM cancel the study."""
+    runtime_env = {"py_modules": [str(PACKAGE)], "env_vars": {"DVC_NO_ANALYTICS": "1"}}
+    try:
+        ray.init(address=address, runtime_env=runtime_env, include_dashboard=False, log_to_driver=False,
+                 configure_logging=False)
+    except (ConnectionError, RuntimeError, ray.exceptions.RayError) as error:
+        raise BanError(f"Ray: {str(error).strip().splitlines()[0]}") from None
+    for signum in (signal.SIGINT, signal.SIGTERM):  # after ray.init, which installs handlers of its own
+        signal.signal(signum, _cancel)  # SIGINT too: a background start leaves it ignored
+    try:
+        available = ray.cluster_resources()
+        say(f"Ray: {available.get('CPU', 0):g} CPUs, {available.get('GPU', 0):g} GPUs "
+            f"({'joined ' + address if address else 'a local instance'})")
+        for line in check_gpus(available.get("GPU", 0), resources.gpus, Path(settings.params_file or PARAMS),
+                               [job for job in jobs if job.is_experiment]):
+            print(line, file=sys.stderr, flush=True)
+        return run_study(jobs, settings, resources, say, rejected)
+    finally:
+        ray.shutdown()
+
+
+def _cancel(signum: int, frame: object) -> None:
+    """Ctrl-C or a scheduler's SIGTERM: cancel the study as a KeyboardInterrupt does."""
+    raise KeyboardInterrupt
 
 
 def run_study(jobs: list[Job], settings: Settings, resources: Resources, say: Callable[[str], None],

@@ -23,7 +23,7 @@ from ban.core.paths import PREPARED, live_dir, metrics_path, model_path, predict
 from ban.data.prepared import TENSORS_FILE, load_prepared
 from ban.nets import build_model, count_parameters
 from ban.objectives import learns_from_teacher
-from ban.predictions import Predictions
+from ban.predictions import GenerationPredictions, Predictions
 from ban.tasks import TASKS
 from ban.training import interrupt
 from ban.training.checkpoint import load_model, save_model, unwrap
@@ -205,8 +205,7 @@ def write_outputs(splits: dict[str, Predictions], trainer: Trainer, generation: 
     metrics.update(precision=trainer.precision, device=device_label(trainer.device))
     save_model(model, model_path(name), generation=name, arch=generation.arch, options=generation.options,
                data_signature=domain.signature())
-    save_torch({"generation": name, "teacher": generation.teacher, "task": task.name, "metrics": metrics,
-                "history": history, "splits": {split: p.to_dict() for split, p in splits.items()}},
+    save_torch(GenerationPredictions(name, generation.teacher, task.name, metrics, history, splits).to_dict(),
                predictions_path(name))
     save_json(metrics, metrics_path(name))
     return metrics

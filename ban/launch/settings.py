@@ -1,0 +1,93 @@
+"""A study's settings from the repository it is launched in: the commit, where workers clone it from and
+push to, how they share outputs (a DVC remote, or this host's cache), and where jobs keep their files."""
+
+from __future__ import annotations
+
+import sys
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+from ban.core.errors import BanError, ConfigError
+from ban.launch.jobs import Settings
+from ban.tools import dvc, git
+
+
+@dataclass(frozen=True)
+class Request:
+    """What the user asked for (the launcher's options); None: the default."""
+
+    name: str
+    address: str | None  # the Ray cluster, None for a local instance
+    git_remote: str | None = None
+    dvc_remote: str | None = None
+    state_dir: str | None = None
+    work_dir: str | None = None
+    params: str | None = None
+    cpus: int = 1
+
+
+def study_settings(root: Path, request: Request) -> Settings:
+    commit = git(root, "rev-parse", "HEAD")
+    if git(root, "status", "--porcelain", "--untracked-files=no"):
+        print(f"warning: uncommitted changes are not part of the study; it runs commit {commit[:12]}",
+              file=sys.stderr)
+    dvc_remote = shared_outputs(root, request)
+    work_root = Path(request.work_dir or Path(tempfile.gettempdir()) / "ban-study") / request.name
+    shared_cache = None if dvc_remote else dvc(root, "cache", "dir").strip()
+    state_dir = Path(request.state_dir).resolve() if request.state_dir else work_root / "state"
+    return Settings(git_remote=_absolute(git_source(root, request)), commit=commit, work_root=str(work_root),
+                    params_file=committed_params(root, request.params), log_dir=str(work_root / "logs"),
+                    dvc_remote=dvc_remote, shared_cache=shared_cache, state_dir=str(state_dir),
+                    cpus=request.cpus)
+
+
+def git_source(root: Path, request: Request) -> str:
+    """The git remote's URL (``--git-remote``, else origin), else this repository (one host only)."""
+    remotes = git(root, "remote").split()
+    git_remote = request.git_remote or ("origin" if "origin" in remotes else str(root))
+    return git(root, "remote", "get-url", git_remote) if git_remote in remotes else git_remote
+
+
+def shared_outputs(root: Path, request: Request) -> str | None:
+    """The DVC remote's URL or path (``--dvc-remote``, else the default remote); None: this host's cache,
+    which only a study on one host can share."""
+    dvc_remote = request.dvc_remote or default_dvc_remote(root)
+    if dvc_remote is None and request.address:
+        raise ConfigError("--dvc-remote: workers on other hosts share outputs through a DVC remote; give one "
+                          "(any remote DVC supports, e.g. s3://bucket/path or a shared folder)")
+    configured = dict(line.split()[:2] for line in dvc(root, "remote", "list").splitlines() if line.strip())
+    if dvc_remote in configured:
+        return configured[dvc_remote]
+    if dvc_remote and "://" not in dvc_remote:
+        return str(Path(dvc_remote).resolve())
+    return dvc_remote
+
+
+def default_dvc_remote(root: Path) -> str | None:
+    try:
+        return dvc(root, "remote", "default").strip() or None
+    except BanError:  # DVC fails when no remote is the default
+        return None
+
+
+def committed_params(root: Path, params: str | None) -> str | None:
+    """``--params`` relative to the repository, once it is known to be committed."""
+    if not params:
+        return None
+    path = str(Path(params).resolve().relative_to(root.resolve()))
+    if not git(root, "ls-files", path):
+        raise ConfigError(f"--params: {params} is not a file committed in this repository")
+    return path
+
+
+def pushed_experiments(root: Path, settings: Settings) -> set[str]:
+    """Names of the experiments of the study's commit in the git remote: those a relaunched study (same
+    ``--name``) finished before, and pushed only once they had succeeded."""
+    refs = git(root, "ls-remote", settings.git_remote, "refs/exps/*").splitlines()
+    baseline = f"refs/exps/{settings.commit[:2]}/{settings.commit[2:]}/"
+    return {ref.split("\t")[1][len(baseline):] for ref in refs if ref.split("\t")[1].startswith(baseline)}
+
+
+def _absolute(location: str) -> str:
+    return location if "://" in location or ":" in location.split("/")[0] else str(Path(location).resolve())
