@@ -10,11 +10,24 @@ from __future__ import annotations
 import json
 import math
 from dataclasses import dataclass
+from enum import StrEnum
 
 from ban.core.errors import ConfigError
 from ban.tasks import headline_metrics
 
-FAILING = ("regressed", "not finite", "missing")
+
+class Verdict(StrEnum):
+    """What happened to one headline metric; the first three fail the gate."""
+
+    REGRESSED = "regressed"
+    NOT_FINITE = "not finite"
+    MISSING = "missing"
+    OK = "ok"
+    NEW = "new"  # no finite value at the revision
+    REMOVED = "removed"  # absent now, and had no finite value before
+
+
+FAILING = (Verdict.REGRESSED, Verdict.NOT_FINITE, Verdict.MISSING)
 
 
 @dataclass
@@ -31,15 +44,15 @@ class Change:
             return None
         return self.after - self.before
 
-    def verdict(self, tolerance: float) -> str:
+    def verdict(self, tolerance: float) -> Verdict:
         if self.after is None:
-            return "missing" if _finite(self.before) else "removed"
+            return Verdict.MISSING if _finite(self.before) else Verdict.REMOVED
         if not _finite(self.after):
-            return "not finite"
+            return Verdict.NOT_FINITE
         if not _finite(self.before):
-            return "new"
+            return Verdict.NEW
         worse = self.delta if self.lower_is_better else -self.delta
-        return "regressed" if worse > tolerance else "ok"
+        return Verdict.REGRESSED if worse > tolerance else Verdict.OK
 
     def fails(self, tolerance: float) -> bool:
         return self.verdict(tolerance) in FAILING
@@ -47,9 +60,9 @@ class Change:
     def reason(self, tolerance: float) -> str:
         """One line saying why this change fails the gate."""
         verdict = self.verdict(tolerance)
-        if verdict == "regressed":
+        if verdict == Verdict.REGRESSED:
             return f"{self.name} {self.metric} {self.delta:+.2f} (beyond the tolerance {tolerance:g})"
-        if verdict == "not finite":
+        if verdict == Verdict.NOT_FINITE:
             return f"{self.name} {self.metric} is {self.after} (was {_show(self.before)})"
         return f"{self.name} {self.metric} is missing (was {_show(self.before)})"
 

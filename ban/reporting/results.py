@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +20,15 @@ def agreement(a: Predictions, b: Predictions) -> float:
     return float((a.argmax == b.argmax).double().mean() * 100)
 
 
+class Kind(StrEnum):
+    """What a row of a results table or a study is in its chain."""
+
+    TEACHER = "teacher"
+    STUDENT = "student"  # learns from its teacher
+    CONTROL = "control"  # has a teacher in the chain, but its objective never reads it (studies)
+    ENSEMBLE = "ensemble"
+
+
 # what each generation trained with (in its metrics), shown last so that numbers made in another
 # precision or on another device are never compared blind
 TRAINED_WITH = ("precision", "device")
@@ -27,9 +37,9 @@ TRAINED_WITH = ("precision", "device")
 def results_table(generations: dict[str, dict[str, Any]],
                   ensembles: dict[str, dict[str, Any]]) -> pd.DataFrame:
     """One row per generation, then per ensemble; the metrics present, then precision and device."""
-    rows = [{"name": name, "kind": "teacher" if not row.get("teacher") else "student", **row}
+    rows = [{"name": name, "kind": Kind.STUDENT if row.get("teacher") else Kind.TEACHER, **row}
             for name, row in generations.items()]
-    rows += [{"name": name, "kind": "ensemble", **row} for name, row in ensembles.items()]
+    rows += [{"name": name, "kind": Kind.ENSEMBLE, **row} for name, row in ensembles.items()]
     table = pd.DataFrame(rows).set_index("name")
     last = [column for column in TRAINED_WITH if column in table.columns]
     return table[[column for column in table.columns if column not in last] + last]
@@ -54,8 +64,8 @@ def _cell(value: Any) -> str:
 
 def plot_generations(table: pd.DataFrame, metric: str, path: Path, title: str) -> None:
     """The metric per generation, the teacher as a line, ensembles as separate markers."""
-    generations = table[table["kind"] != "ensemble"]
-    ensembles = table[table["kind"] == "ensemble"]
+    generations = table[table["kind"] != Kind.ENSEMBLE]
+    ensembles = table[table["kind"] == Kind.ENSEMBLE]
     figure, axes = plt.subplots(figsize=(6, 4))
     axes.plot(range(len(generations)), generations[metric], "o-", label="generations")
     axes.axhline(generations[metric].iloc[0], color="grey", linestyle="--", label="teacher (gen0)")

@@ -15,6 +15,7 @@ import math
 import textwrap
 import warnings
 from dataclasses import dataclass
+from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
@@ -26,7 +27,7 @@ from ban.core.config import TEACHER, Params, params_from_mapping
 from ban.core.errors import BanError
 from ban.core.paths import metrics_path
 from ban.objectives import learns_from_teacher
-from ban.reporting.results import save_figure
+from ban.reporting.results import Kind, save_figure
 from ban.tasks import headline_metrics
 
 ENSEMBLE_FILE = str(metrics_path("ensemble"))
@@ -42,6 +43,15 @@ class Run:
     metrics: dict[str, dict[str, Any]]
 
 
+class Role(StrEnum):
+    """What a comparison's reference is to the network compared."""
+
+    GEN0 = "gen0"  # the chain's first teacher
+    TEACHER = "teacher"  # the network's own teacher
+    CONTROL = "control"  # a control of the same network
+    VARIANT = "variant"  # the same network in the first variant
+
+
 @dataclass(frozen=True)
 class Comparison:
     """``name`` of ``variant`` minus ``reference`` of ``reference_variant``, paired by seed.
@@ -55,10 +65,10 @@ class Comparison:
     name: str
     reference_variant: str
     reference: str
-    role: str
+    role: Role
 
 
-ROLES = ("gen0", "teacher", "control")
+ROLES = (Role.GEN0, Role.TEACHER, Role.CONTROL)  # the comparisons within a variant, in table order
 
 
 def finished_runs(show: list[dict[str, Any]]) -> tuple[list[Run], list[str]]:
@@ -135,7 +145,8 @@ def run_rows(run: Run, variant: str) -> list[dict[str, Any]]:
     members = params.ensemble_members()
     network = _network(params, members[0]) if members else ""
     for name, values in run.metrics.get(ENSEMBLE_FILE, {}).items():
-        rows.append({**base, "name": name, "kind": "ensemble", "teacher": "", "network": network, **values})
+        rows.append({**base, "name": name, "kind": Kind.ENSEMBLE, "teacher": "", "network": network,
+                     **values})
     return rows
 
 
@@ -144,8 +155,8 @@ def _roles(params: Params, name: str) -> dict[str, str]:
     its network, so that a student meets the control of its own architecture."""
     network = _network(params, name)
     if name == TEACHER:
-        return {"kind": "teacher", "teacher": "", "network": network}
-    kind = "student" if learns_from_teacher(params.generation(name)) else "control"
+        return {"kind": Kind.TEACHER, "teacher": "", "network": network}
+    kind = Kind.STUDENT if learns_from_teacher(params.generation(name)) else Kind.CONTROL
     return {"kind": kind, "teacher": params.students[name].teacher, "network": network}
 
 
@@ -191,17 +202,17 @@ def comparisons(frame: pd.DataFrame) -> list[Comparison]:
     variants = list(dict.fromkeys(frame["variant"]))
     for variant in variants:
         chain = frame[frame["variant"] == variant].drop_duplicates("name")
-        controls = chain[chain["kind"] == "control"]
-        for row in chain[chain["kind"] != "teacher"].itertuples():
-            found.append(Comparison(variant, row.name, variant, TEACHER, "gen0"))
+        controls = chain[chain["kind"] == Kind.CONTROL]
+        for row in chain[chain["kind"] != Kind.TEACHER].itertuples():
+            found.append(Comparison(variant, row.name, variant, TEACHER, Role.GEN0))
             if row.teacher not in ("", TEACHER):
-                found.append(Comparison(variant, row.name, variant, row.teacher, "teacher"))
-            if row.kind != "control":
-                found += [Comparison(variant, row.name, variant, control, "control")
+                found.append(Comparison(variant, row.name, variant, row.teacher, Role.TEACHER))
+            if row.kind != Kind.CONTROL:
+                found += [Comparison(variant, row.name, variant, control, Role.CONTROL)
                           for control in controls.loc[controls["network"] == row.network, "name"]]
         if variant != variants[0]:
             reference_names = set(frame.loc[frame["variant"] == variants[0], "name"])
-            found += [Comparison(variant, name, variants[0], name, "variant") for name in chain["name"]
+            found += [Comparison(variant, name, variants[0], name, Role.VARIANT) for name in chain["name"]
                       if name in reference_names]
     return found
 
@@ -274,7 +285,7 @@ def variant_markdown(table: pd.DataFrame, paired: pd.DataFrame, variant: str, me
         cells = [row.name, _cell(table, row.Index, metric), _cell(table, row.Index, "train_error")]
         for role in roles:
             matches = within[(within["name"] == row.name) & (within["role"] == role)]
-            named = role == "teacher" or len(matches) > 1  # which teacher, or which of several controls
+            named = role == Role.TEACHER or len(matches) > 1  # which teacher, or which of several controls
             cells.append("; ".join(_difference(match) + (f" vs {match.reference}" if named else "")
                                    for match in matches.itertuples()))
         lines.append("| " + " | ".join(cells) + " |")
@@ -283,7 +294,7 @@ def variant_markdown(table: pd.DataFrame, paired: pd.DataFrame, variant: str, me
 
 def between_markdown(paired: pd.DataFrame) -> str:
     """Each network minus the same network of the first variant, seed by seed; empty for one variant."""
-    between = paired[paired["role"] == "variant"] if len(paired) else paired
+    between = paired[paired["role"] == Role.VARIANT] if len(paired) else paired
     if not len(between):
         return ""
     lines = ["| variant | network | minus the first variant |", "|---|---|---|"]
