@@ -3,7 +3,7 @@
     python -m bench.precision_accuracy --seeds 0 1 2
 
 Reads ``params.yaml`` (digits, the ResNet teacher and its schedule), changes only the
-seed and ``train.precision``, and trains generation 0 through ``ban.engine.Trainer`` on
+seed and ``train.precision``, and trains generation 0 through ``ban.training.engine.Trainer`` on
 the CPU, alternating fp32 and bf16 per seed. Prints the last epoch's test error of each
 run, the mean and spread per precision, and writes JSON.
 """
