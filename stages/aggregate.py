@@ -16,6 +16,7 @@ import pandas as pd
 
 from ban.core.errors import BanError
 from ban.reporting.study import (
+    TRAIN_ERROR,
     between_markdown,
     differences,
     finished_runs,
@@ -44,7 +45,7 @@ def main(argv: list[str]) -> None:
                        "and run them with `dvc queue start -j 1`")
     frame, dropped = study_frame(runs)
     metric = headline_metric(frame)
-    table = summary(frame, [metric, "train_error"])
+    table = summary(frame, [metric, TRAIN_ERROR])
     paired = differences(frame, metric)
     args.out.mkdir(parents=True, exist_ok=True)
     frame.to_csv(args.out / "runs.csv", index=False)

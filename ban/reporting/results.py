@@ -13,6 +13,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import pandas as pd  # noqa: E402
 
 from ban.predictions import Predictions  # noqa: E402
+from ban.tasks import history_name  # noqa: E402
 
 
 def agreement(a: Predictions, b: Predictions) -> float:
@@ -89,12 +90,12 @@ def plot_analysis(histories: dict[str, list[dict[str, Any]]], path: Path) -> Non
     A student keeps its colour in every panel; the legend sits in the training-error panel, the
     only one that also holds the students without a teacher (controls).
     """
-    panels = {"analysis/true_class_grad": "true-class part |q* - p*|",
-              "analysis/dark_knowledge_grad": "dark-knowledge part ||q - p|| (other classes)",
-              "analysis/teacher_true_prob": "teacher's p* (true class)",
-              "analysis/teacher_max_prob": "teacher's max p",
-              "analysis/cwtm_weight_std": "sd of N * CWTM weight",
-              "train/error": "training error (%)"}
+    analysis = {"true_class_grad": "true-class part |q* - p*|",
+                "dark_knowledge_grad": "dark-knowledge part ||q - p|| (other classes)",
+                "teacher_true_prob": "teacher's p* (true class)", "teacher_max_prob": "teacher's max p",
+                "cwtm_weight_std": "sd of N * CWTM weight"}
+    panels = {history_name("analysis", name): title for name, title in analysis.items()}
+    panels[history_name("train", "error")] = "training error (%)"
     colours = {name: f"C{index % 10}" for index, name in enumerate(histories)}
     figure, grid = plt.subplots(2, 3, figsize=(12, 6))
     for axes, (key, title) in zip(grid.flat, panels.items(), strict=True):

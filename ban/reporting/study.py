@@ -28,9 +28,10 @@ from ban.core.errors import BanError
 from ban.core.paths import metrics_path
 from ban.objectives import learns_from_teacher
 from ban.reporting.results import Kind, save_figure
-from ban.tasks import headline_metrics
+from ban.tasks import headline_metrics, metric_name
 
 ENSEMBLE_FILE = str(metrics_path("ensemble"))
+TRAIN_ERROR = metric_name("train", "error")  # beside the headline metric: how well each network fit
 
 
 @dataclass(frozen=True)
@@ -279,10 +280,10 @@ def variant_markdown(table: pd.DataFrame, paired: pd.DataFrame, variant: str, me
     within = paired[(paired["variant"] == variant) & (paired["reference_variant"] == variant)] \
         if len(paired) else paired
     roles = [role for role in ROLES if len(within) and role in set(within["role"])]
-    header = ["network", metric, "train_error"] + [f"− {role}" for role in roles]
+    header = ["network", metric, TRAIN_ERROR] + [f"− {role}" for role in roles]
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for row in rows.itertuples():
-        cells = [row.name, _cell(table, row.Index, metric), _cell(table, row.Index, "train_error")]
+        cells = [row.name, _cell(table, row.Index, metric), _cell(table, row.Index, TRAIN_ERROR)]
         for role in roles:
             matches = within[(within["name"] == row.name) & (within["role"] == role)]
             named = role == Role.TEACHER or len(matches) > 1  # which teacher, or which of several controls

@@ -33,11 +33,22 @@ class Task:
     @property
     def headline(self) -> str:
         """The number a chain is judged by: the metric on the test split."""
-        return f"test_{self.metric}"
+        return metric_name("test", self.metric)
 
     def split_metrics(self, split: str, error: float, nll: float) -> dict[str, float]:
         """The figures kept of one split: the task's metric and the mean negative log-likelihood."""
-        return {f"{split}_{self.metric}": self.value(error, nll), f"{split}_nll": nll}
+        return {metric_name(split, self.metric): self.value(error, nll), metric_name(split, "nll"): nll}
+
+
+def metric_name(split: str, figure: str) -> str:
+    """A generation's final figure, as metrics files, tables and studies name it: ``test_error``."""
+    return f"{split}_{figure}"
+
+
+def history_name(group: str, figure: str) -> str:
+    """A figure of one epoch, as the history and DVCLive name it: ``train/loss``, ``test/error``,
+    ``analysis/teacher_max_prob``."""
+    return f"{group}/{figure}"
 
 
 TASKS: Registry[Task] = Registry("task", "ban.tasks")

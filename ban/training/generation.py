@@ -24,7 +24,7 @@ from ban.data.prepared import TENSORS_FILE, load_prepared
 from ban.nets import build_model, count_parameters
 from ban.objectives import learns_from_teacher
 from ban.predictions import GenerationPredictions, Predictions
-from ban.tasks import TASKS
+from ban.tasks import TASKS, history_name, metric_name
 from ban.training import interrupt
 from ban.training.checkpoint import load_model, save_model, unwrap
 from ban.training.checks import check_data
@@ -174,12 +174,12 @@ def log_epoch(live: Any, record: dict[str, Any]) -> None:
 
 
 def epoch_record(report: EpochReport) -> dict[str, Any]:
-    record = {"epoch": report.epoch, "lr": report.lr, "train/loss": report.train_loss,
-              "train/error": report.train_error}
-    record.update({f"train/loss_{k}": v for k, v in report.losses.items()})
+    record = {"epoch": report.epoch, "lr": report.lr, history_name("train", "loss"): report.train_loss,
+              history_name("train", "error"): report.train_error}
+    record.update({history_name("train", f"loss_{k}"): v for k, v in report.losses.items()})
     for split, figures in report.eval.items():
-        record.update({f"{split}/{k}": v for k, v in figures.items()})
-    record.update({f"analysis/{k}": v for k, v in report.analysis.items()})
+        record.update({history_name(split, k): v for k, v in figures.items()})
+    record.update({history_name("analysis", k): v for k, v in report.analysis.items()})
     return record
 
 
@@ -198,7 +198,7 @@ def write_outputs(splits: dict[str, Predictions], trainer: Trainer, generation: 
     model, domain = unwrap(trainer.model), trainer.domain
     name, task = generation.name, TASKS.get(domain.task, "task")
     metrics: dict[str, Any] = {"params": count_parameters(model), "epochs": len(history),
-                               "train_error": history[-1]["train/error"]}
+                               metric_name("train", "error"): history[-1][history_name("train", "error")]}
     for split, predictions in splits.items():
         metrics.update(task.split_metrics(split, predictions.error, predictions.nll))
     # numbers made in another precision or on another device are never compared blind
