@@ -22,7 +22,7 @@ from ban.datasets import DataFacts, dataset_of
 from ban.nets import build_model, count_parameters
 from ban.objectives import learns_from_teacher
 from ban.tasks import TASKS, Task
-from ban.validation import validate_everything
+from ban.validation.params_file import validate_everything
 
 PRESETS = Path("presets")
 

@@ -6,11 +6,11 @@ import argparse
 
 from ban.core.config import load_params
 from ban.core.paths import PARAMS
-from ban.training.checks import check_names
 from ban.training.closure import module_files
 from ban.training.distributed import launched, relaunch
 from ban.training.generation import train_generation
 from ban.training.interrupt import stop_with_parent
+from ban.validation.chain import check_names
 from stages.cli import run
 
 

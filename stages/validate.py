@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from ban.core.config import load_params
 from ban.core.paths import PARAMS
-from ban.validation import validate_everything
+from ban.validation.params_file import validate_everything
 from stages.cli import run
 
 

@@ -22,11 +22,11 @@ from ban.core.errors import ConfigError
 from ban.datasets import prepare_dataset
 from ban.nets import build_model
 from ban.training import schedules
-from ban.training.checks import check_chain
 from ban.training.domain import Batch
 from ban.training.domains.image import ImageDomain
 from ban.training.engine import FrozenTeacher, Trainer
 from ban.training.schedules import SCHEDULES, make_schedule
+from ban.validation.chain import check_chain
 
 CPU = torch.device("cpu")
 TRAIN = TrainConfig(epochs=3, batch_size=50, optimizer=dataclasses.replace(TrainConfig().optimizer, lr=0.05))

@@ -41,6 +41,10 @@ STUDY = {"data": {"train_subset": None}, "model": {"arch": "resnet", "depth": 8,
 GRID = ["-S", "seed=range(0,2)", "-S", "kd.mode=ban,cwtm"]
 RAY_DAEMONS = ("raylet", "gcs_server", "dashboard", "ray::")
 RAY = str(Path(sys.executable).parent / "ray")
+# The head declares a node dead after 3 missed health checks a second apart, not Ray's default of about
+# half a minute: a lost node's job is retried that much sooner (Ray's own settings, read by the GCS).
+NODE_DEATH = {"RAY_health_check_period_ms": "1000", "RAY_health_check_timeout_ms": "2000",
+              "RAY_health_check_failure_threshold": "3"}
 
 
 def free_port() -> int:
@@ -112,7 +116,7 @@ def cluster() -> Iterator[Cluster]:
                    check=True, capture_output=True)
     try:
         cluster.start("--head", "--port", str(port), "--include-dashboard", "false",  # auth as Ray sets it
-                      "--dashboard-port", str(free_port()), env=environment())
+                      "--dashboard-port", str(free_port()), env=dict(environment(), **NODE_DEATH))
         cluster.join()
         yield cluster
     finally:

@@ -26,7 +26,7 @@ from ban.nets.lstm import LSTMLanguageModel
 from ban.tasks import TASKS
 from ban.training.domains.text import EVAL_ROWS, TextDomain
 from ban.training.engine import Trainer
-from ban.validation import validate_everything
+from ban.validation.params_file import validate_everything
 
 CPU = torch.device("cpu")
 TINY_LSTM = {"arch": "lstm", "hidden": 12, "layers": 2, "dropout": 0.0}

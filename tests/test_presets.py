@@ -17,7 +17,7 @@ from ban.core.config import KDConfig, Params, params_from_mapping
 from ban.core.errors import ConfigError
 from ban.presets import PRESETS, gpu_hours, network_costs, title, training_flops
 from ban.tasks import TASKS
-from ban.validation import validate_everything
+from ban.validation.params_file import validate_everything
 from stages import preset
 
 NAMES = sorted(path.stem for path in (ROOT / PRESETS).glob("*.yaml"))

@@ -13,7 +13,7 @@ from PIL import Image
 from project import ROOT, make_project, run, stages_run
 
 from ban.core.config import params_from_mapping
-from ban.validation import validate_everything
+from ban.validation.params_file import validate_everything
 
 pytestmark = pytest.mark.slow  # real pipelines: processes, DVC, git
 

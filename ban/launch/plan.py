@@ -26,7 +26,7 @@ from ban.core.config import params_from_mapping
 from ban.core.errors import BanError, ConfigError
 from ban.core.paths import PARAMS
 from ban.tools import output_of
-from ban.validation import validate_everything
+from ban.validation.params_file import validate_everything
 
 TRAINING = "stages.train"  # the command of the stages that train for train.epochs
 

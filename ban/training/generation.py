@@ -27,7 +27,6 @@ from ban.predictions import GenerationPredictions, Predictions
 from ban.tasks import TASKS, history_name, metric_name
 from ban.training import interrupt
 from ban.training.checkpoint import load_model, save_model, unwrap
-from ban.training.checks import check_data
 from ban.training.closure import ROOT
 from ban.training.device import (
     configure_determinism,
@@ -42,6 +41,7 @@ from ban.training.domain import Domain, make_domain
 from ban.training.engine import EpochReport, Trainer
 from ban.training.fingerprint import fingerprint
 from ban.training.state import load_state, remove_state, save_state, state_path
+from ban.validation.chain import check_data
 
 log = logging.getLogger(__name__)
 

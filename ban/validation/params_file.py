@@ -1,12 +1,12 @@
-"""Every check of a params file at once, for tools that look at a chain without running its stages
-(presets, the study launcher): the loading checks, the dataset's, and the train stages'."""
+"""Every check of a params file at once, for the ``validate`` stage and the tools that look at a chain
+without running its stages (presets, the study launcher): the dataset's and the train stages'."""
 
 from __future__ import annotations
 
 from ban.core.config import Params
 from ban.datasets import dataset_of
 from ban.tasks import TASKS
-from ban.training.checks import check_chain
+from ban.validation.chain import check_chain
 
 
 def validate_everything(params: Params) -> str:

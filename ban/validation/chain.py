@@ -1,4 +1,4 @@
-"""Checks of the names that registries define, made by the train stages before any training.
+"""A chain checked against the registries and its data, as the train stages do before any training.
 
 Every generation of the chain is checked, not only the one about to train, so that a typo in the
 last student's objective stops the teacher's stage instead of surfacing hours later.
