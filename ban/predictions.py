@@ -43,6 +43,31 @@ class Predictions:
 
 
 @dataclass
+class GenerationMetrics:
+    """What ``metrics/<generation>.json`` holds: the network's size, how long it trained, its final
+    figures per split (``test_error``, ``test_nll``, ...; ``train_error`` from its last epoch), and the
+    precision and device it trained with, so that numbers made elsewhere are never compared blind."""
+
+    params: int
+    epochs: int
+    train_error: float
+    splits: dict[str, float]
+    precision: str
+    device: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"params": self.params, "epochs": self.epochs, "train_error": self.train_error, **self.splits,
+                "precision": self.precision, "device": self.device}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> GenerationMetrics:
+        named = {"params", "epochs", "train_error", "precision", "device"}
+        return cls(data["params"], data["epochs"], data["train_error"],
+                   {key: value for key, value in data.items() if key not in named}, data["precision"],
+                   data["device"])
+
+
+@dataclass
 class GenerationPredictions:
     """What ``preds/<generation>.pt`` holds: a trained generation's predictions on every split it was
     evaluated on (the last epoch's; the reported split last), its metrics and its per-epoch history."""
@@ -50,7 +75,7 @@ class GenerationPredictions:
     generation: str
     teacher: str | None
     task: str
-    metrics: dict[str, Any]
+    metrics: GenerationMetrics
     history: list[dict[str, Any]]
     splits: dict[str, Predictions]
 
@@ -60,13 +85,14 @@ class GenerationPredictions:
 
     def to_dict(self) -> dict[str, Any]:
         return {"generation": self.generation, "teacher": self.teacher, "task": self.task,
-                "metrics": self.metrics, "history": self.history,
+                "metrics": self.metrics.to_dict(), "history": self.history,
                 "splits": {split: predictions.to_dict() for split, predictions in self.splits.items()}}
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> GenerationPredictions:
-        return cls(data["generation"], data["teacher"], data["task"], data["metrics"], data["history"],
-                   {split: Predictions.from_dict(saved) for split, saved in data["splits"].items()})
+        splits = {split: Predictions.from_dict(saved) for split, saved in data["splits"].items()}
+        metrics = GenerationMetrics.from_dict(data["metrics"])
+        return cls(data["generation"], data["teacher"], data["task"], metrics, data["history"], splits)
 
 
 @dataclass

@@ -30,7 +30,7 @@ def main(argv: list[str]) -> None:
     task = TASKS.get(saved[TEACHER].task, "task")
     generations = {}
     for name, record in saved.items():
-        row = {"teacher": record.teacher or "", **record.metrics}
+        row = {"teacher": record.teacher or "", **record.metrics.to_dict()}
         if record.teacher and task.reports_agreement:
             row["agreement"] = agreement(record.splits[reported], saved[record.teacher].splits[reported])
         generations[name] = row

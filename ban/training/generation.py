@@ -23,8 +23,8 @@ from ban.core.paths import PREPARED, live_dir, metrics_path, model_path, predict
 from ban.data.prepared import TENSORS_FILE, load_prepared
 from ban.nets import build_model, count_parameters
 from ban.objectives import learns_from_teacher
-from ban.predictions import GenerationPredictions, Predictions
-from ban.tasks import TASKS, history_name, metric_name
+from ban.predictions import GenerationMetrics, GenerationPredictions, Predictions
+from ban.tasks import TASKS, history_name
 from ban.training import interrupt
 from ban.training.checkpoint import load_model, save_model, unwrap
 from ban.training.closure import ROOT
@@ -197,15 +197,15 @@ def write_outputs(splits: dict[str, Predictions], trainer: Trainer, generation: 
     """The checkpoint, the predictions of every evaluated split (the last epoch's) and the metrics."""
     model, domain = unwrap(trainer.model), trainer.domain
     name, task = generation.name, TASKS.get(domain.task, "task")
-    metrics: dict[str, Any] = {"params": count_parameters(model), "epochs": len(history),
-                               metric_name("train", "error"): history[-1][history_name("train", "error")]}
+    figures: dict[str, float] = {}
     for split, predictions in splits.items():
-        metrics.update(task.split_metrics(split, predictions.error, predictions.nll))
-    # numbers made in another precision or on another device are never compared blind
-    metrics.update(precision=trainer.precision, device=device_label(trainer.device))
+        figures.update(task.split_metrics(split, predictions.error, predictions.nll))
+    last_train_error = history[-1][history_name("train", "error")]
+    metrics = GenerationMetrics(count_parameters(model), len(history), last_train_error, figures,
+                                trainer.precision, device_label(trainer.device))
     save_model(model, model_path(name), generation=name, arch=generation.arch, options=generation.options,
                data_signature=domain.signature())
     save_torch(GenerationPredictions(name, generation.teacher, task.name, metrics, history, splits).to_dict(),
                predictions_path(name))
-    save_json(metrics, metrics_path(name))
-    return metrics
+    save_json(metrics.to_dict(), metrics_path(name))
+    return metrics.to_dict()
