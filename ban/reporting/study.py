@@ -10,6 +10,7 @@ the network of the same name in the first variant, again seed by seed.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import textwrap
@@ -130,7 +131,27 @@ def _label(values: dict[str, Any], keys: list[str]) -> str:
     return ", ".join(f"{key}={values.get(key, '-')}" for key in keys)
 
 
-def run_rows(run: Run, variant: str) -> list[dict[str, Any]]:
+@dataclass(frozen=True)
+class StudyRow:
+    """One network (a generation or an ensemble) of one experiment: the rows of a study's long table."""
+
+    variant: str
+    seed: int
+    experiment: str
+    timestamp: str
+    name: str
+    kind: Kind
+    teacher: str  # "" for the teacher and ensembles
+    network: str  # the model's settings as JSON: a student meets the control of its own network
+    metrics: dict[str, Any]
+
+    def to_dict(self) -> dict[str, Any]:
+        """The row as the table holds it, its metrics as columns of their own."""
+        fields = {key: value for key, value in dataclasses.asdict(self).items() if key != "metrics"}
+        return {**fields, **self.metrics}
+
+
+def run_rows(run: Run, variant: str) -> list[StudyRow]:
     """One row per generation and ensemble of ``run``; a missing metrics file is a BanError."""
     try:
         params = params_from_mapping(run.params)
@@ -142,23 +163,22 @@ def run_rows(run: Run, variant: str) -> list[dict[str, Any]]:
         path = str(metrics_path(name))
         if path not in run.metrics:
             raise BanError(f"experiment {run.name}: {path} is missing")
-        rows.append({**base, "name": name, **_roles(params, name), **run.metrics[path]})
+        rows.append(StudyRow(**base, name=name, kind=_kind(params, name),
+                             teacher=params.students[name].teacher if name != TEACHER else "",
+                             network=_network(params, name), metrics=run.metrics[path]))
     members = params.ensemble_members()
     network = _network(params, members[0]) if members else ""
     for name, values in run.metrics.get(ENSEMBLE_FILE, {}).items():
-        rows.append({**base, "name": name, "kind": Kind.ENSEMBLE, "teacher": "", "network": network,
-                     **values})
+        rows.append(StudyRow(**base, name=name, kind=Kind.ENSEMBLE, teacher="", network=network,
+                             metrics=values))
     return rows
 
 
-def _roles(params: Params, name: str) -> dict[str, str]:
-    """What a generation is in the chain (the teacher, a student of ``teacher``, or a control), and
-    its network, so that a student meets the control of its own architecture."""
-    network = _network(params, name)
+def _kind(params: Params, name: str) -> Kind:
+    """The teacher, a student (it learns from its teacher), or a control (its objective never reads one)."""
     if name == TEACHER:
-        return {"kind": Kind.TEACHER, "teacher": "", "network": network}
-    kind = Kind.STUDENT if learns_from_teacher(params.generation(name)) else Kind.CONTROL
-    return {"kind": kind, "teacher": params.students[name].teacher, "network": network}
+        return Kind.TEACHER
+    return Kind.STUDENT if learns_from_teacher(params.generation(name)) else Kind.CONTROL
 
 
 def _network(params: Params, name: str) -> str:
@@ -173,7 +193,7 @@ def study_frame(runs: list[Run]) -> tuple[pd.DataFrame, int]:
     """
     runs = sorted(runs, key=lambda run: run.timestamp)
     labels = variant_labels(runs)
-    frame = pd.DataFrame([row for run in runs for row in run_rows(run, labels[run.name])])
+    frame = pd.DataFrame([row.to_dict() for run in runs for row in run_rows(run, labels[run.name])])
     newest = frame.drop_duplicates(["variant", "seed", "name"], keep="last")
     return newest.reset_index(drop=True), len(frame) - len(newest)
 
