@@ -53,7 +53,8 @@ def test_edits_outside_training_leave_every_train_stage_up_to_date(project: Path
 def test_an_edit_to_the_ensemble_code_reruns_only_ensemble_and_evaluate(project: Path) -> None:
     source = project / "ban/ensemble.py"
     original = source.read_text()
-    reordered = original.replace('"members": members[:size]', '"members": members[size - 1::-1]')
+    reordered = original.replace("EnsemblePredictions(members[:size])",
+                                 "EnsemblePredictions(members[size - 1::-1])")
     assert reordered != original
     source.write_text(reordered)  # lists each ensemble's members newest first
     assert changed_stages(project) == {"ensemble"}
