@@ -1,17 +1,24 @@
-"""The study plan: which stages several experiments share, read from the commit the jobs will run.
+"""The study plan: which stages several experiments share, read from the commit the jobs will run; and
+how a cancelled job's command is stopped.
 
-A real git + DVC repository of the project; no Ray, nothing is run.
+A real git + DVC repository of the project; no Ray.
 """
 
 from __future__ import annotations
 
+import signal
+import subprocess
+import sys
+import time
 from pathlib import Path
 
+import psutil
 import pytest
 import yaml
 from project import make_project, run
 
 from ban.core.errors import ConfigError
+from ban.launch.jobs import group_running, stop
 from ban.launch.plan import Job, expand_grid, plan_study, without_finished
 
 
@@ -121,3 +128,22 @@ def test_the_time_left_is_the_epochs_left_at_the_speed_so_far() -> None:
     assert left == " | 15 epochs trained, 35 to go: about 6 min left"
     long = Estimate([Job("x", (), None, (), 100)], started=time.monotonic() - 3600)
     assert long(Outcome(), {"x": 10}) == " | 10 epochs trained, 90 to go: about 9.0 h left"
+
+
+def test_stopping_a_job_command_waits_for_every_process_it_started() -> None:
+    """A cancelled job's command is its whole process group: DVC dies at SIGTERM at once, while its stage
+    takes a moment to save its epoch; ``stop`` returns only once that stage is gone too."""
+    stage = ("import signal, sys, time; "
+             "signal.signal(signal.SIGTERM, lambda *_: (time.sleep(1), sys.exit(143))); "
+             "print('ready', flush=True); time.sleep(60)")
+    leader = ("import subprocess, sys, time; "
+              f"subprocess.Popen([sys.executable, '-c', {stage!r}]); time.sleep(60)")
+    process = subprocess.Popen([sys.executable, "-c", leader], start_new_session=True, text=True,
+                               stdout=subprocess.PIPE)
+    assert process.stdout.readline() == "ready\n"  # the stage (which shares the pipe) handles SIGTERM now
+    [child] = psutil.Process(process.pid).children()
+    started = time.monotonic()
+    stop(process)
+    assert time.monotonic() - started >= 0.9  # the stage's second of tidying up was waited for
+    assert not child.is_running() or child.status() == psutil.STATUS_ZOMBIE
+    assert not group_running(process.pid) and process.returncode == -signal.SIGTERM

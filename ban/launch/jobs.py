@@ -37,6 +37,7 @@ from ban.training.interrupt import PR_SET_PDEATHSIG
 KILLED = re.compile(r"exited with (-\d+|13[07]|143)\b")  # a signal, or the exit code a shell gives it
 ERROR_LINE = re.compile(r"^(?:error|ERROR): (.*)$")
 TERMINATE_GRACE_S = 30
+KILLED_GONE_S = 10  # how long SIGKILLed processes may take to disappear
 
 
 @dataclass(frozen=True)
@@ -289,15 +290,32 @@ def stop_leftovers(workdir: Path) -> None:
 
 
 def stop(process: subprocess.Popen[str]) -> None:
-    for sig, wait in ((signal.SIGTERM, TERMINATE_GRACE_S), (signal.SIGKILL, None)):
+    """Stop the command and every process it started (its process group): SIGTERM first (a train stage
+    saves its epoch and exits), SIGKILL what is left after the grace period. Returns once none is left,
+    not when the command alone has exited: DVC exits at once, its stage may take seconds to finish."""
+    for sig, grace in ((signal.SIGTERM, TERMINATE_GRACE_S), (signal.SIGKILL, KILLED_GONE_S)):
         try:
             os.killpg(process.pid, sig)
-            process.wait(timeout=wait)
-            return
         except ProcessLookupError:
             return
-        except subprocess.TimeoutExpired:
+        process.poll()  # reap the command itself when it exits
+        deadline = time.monotonic() + grace
+        while group_running(process.pid) and time.monotonic() < deadline:
+            time.sleep(0.1)
+            process.poll()
+        if not group_running(process.pid):
+            return
+
+
+def group_running(group: int) -> bool:
+    """Whether a process of ``group`` still runs (zombies, which wait for a parent to reap them, do not)."""
+    for found in psutil.process_iter(["pid", "status"]):
+        try:
+            if os.getpgid(found.info["pid"]) == group and found.info["status"] != psutil.STATUS_ZOMBIE:
+                return True
+        except (ProcessLookupError, psutil.Error):
             continue
+    return False
 
 
 def error_line(output: str, command: tuple[str, ...], status: int) -> str:
