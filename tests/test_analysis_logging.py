@@ -102,7 +102,7 @@ def test_a_control_student_runs_no_teacher_and_logs_no_decomposition(prepared: P
     control = params.generation("control")
     assert [learns_from_teacher(params.generation(name)) for name in ("gen0", "gen1", "control")] == [
         False, True, False]
-    assert load_teacher(params, control, domain=None, build=None) is None  # no checkpoint is read
+    assert load_teacher(control, domain=None, build=None) is None  # no checkpoint is read
     train = TrainConfig(epochs=1, batch_size=SIZE, optimizer=OptimizerConfig(lr=0.0))
     domain = ImageDomain(prepared, train, CPU, "fp32")
     trainer = Trainer(resnet(0), domain, train, control.kd, seed=0, device=CPU, precision="fp32",

@@ -68,7 +68,7 @@ def train_generation(params: Params, name: str, code: list[Path]) -> dict[str, A
     kd = generation.kd
     torch.manual_seed(generation.seed)
     model = build(generation.arch, generation.options)
-    teacher = load_teacher(params, generation, domain, build)
+    teacher = load_teacher(generation, domain, build)
     log.info("%s: %s %s, %s parameters, teacher %s, kd.mode %s, %s on %s",
              name, generation.arch, generation.options, f"{count_parameters(model):,}",
              generation.teacher if teacher is not None else "none",
@@ -104,7 +104,8 @@ def stopped_message(name: str, stop: interrupt.SignalReceived, epochs_saved: int
             "run the same command (or `dvc repro`) to resume")
 
 
-def load_teacher(params: Params, generation: Generation, domain: Domain, build: Any) -> nn.Module | None:
+def load_teacher(generation: Generation, domain: Domain, build: Any) -> nn.Module | None:
+    """The frozen teacher of ``generation``, if its objective reads one (``learns_from_teacher``)."""
     if not learns_from_teacher(generation):
         return None
     return load_model(model_path(generation.teacher), f"stage {stage_name(generation.teacher)} (dvc repro)",
