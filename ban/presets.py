@@ -128,3 +128,8 @@ def training_flops(params: Params, costs: list[NetworkCost]) -> float:
 def gpu_hours(flops: float, task: Task) -> float:
     """An estimate: ``flops`` at the task's assumed sustained throughput of one H100."""
     return flops / task.assumed_flops_per_s / 3600
+
+
+def estimated_gpu_hours(params: Params) -> float:
+    """A chain's H100-hours estimated from its FLOPs; NaN where the dataset's size is unknown."""
+    return gpu_hours(training_flops(params, network_costs(params)), task_of(params))

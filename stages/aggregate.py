@@ -3,20 +3,26 @@
 Not a pipeline stage: it reads every experiment (``dvc exp show --json``), groups them into variants by
 the params that differ, and writes to ``--out``: ``study.md`` (mean ± sd per network and variant, paired
 differences with a t-test and a Wilcoxon test), ``study.png``, and the same numbers as CSV files.
+
+With ``--table NAME`` it reads the experiments ``python -m stages.launch --table NAME`` ran instead and
+writes the paper's table: ``table.md`` (each cell ours beside the paper's number), ``table.png`` and
+``cells.csv``, by default to ``reports/tables/NAME``.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import sys
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
-from ban.core.errors import BanError
+from ban.core.errors import BanError, ConfigError
 from ban.reporting.study import (
     TRAIN_ERROR,
+    Run,
     between_markdown,
     differences,
     finished_runs,
@@ -27,19 +33,36 @@ from ban.reporting.study import (
     summary_markdown,
     variant_markdown,
 )
+from ban.reporting.tables import cell_results, experiments_of_runs, plot_table, row_parameters, table_markdown
+from ban.tables import Table, table_named
 from ban.tools import dvc
 from stages.cli import run
 
 
 def main(argv: list[str]) -> None:
     parser = argparse.ArgumentParser(prog="python -m stages.aggregate", description=__doc__)
-    parser.add_argument("--out", type=Path, default=Path("reports/study"), help="output folder")
+    parser.add_argument("--out", type=Path, help="output folder (default: reports/study, or "
+                        "reports/tables/<table>)")
+    parser.add_argument("--table", help="one of the paper's tables (paper/tables.yaml), from the experiments "
+                        "`python -m stages.launch --table` ran")
+    parser.add_argument("--name", help="with --table: the launch's --name (default: the table's name)")
     parser.add_argument("--all-commits", action="store_true",
                         help="experiments of every commit, not only of HEAD")
     parser.add_argument("--json", type=Path, help="read a saved `dvc exp show --json` instead of running it")
     args = parser.parse_args(argv)
+    if args.name and not args.table:
+        raise ConfigError("--name selects the experiments of a --table")
+    table = table_named(args.table) if args.table else None
     show = json.loads(args.json.read_text()) if args.json else exp_show(args.all_commits)
     runs, skipped = finished_runs(show)
+    if table:
+        study = args.name or table.name
+        unfinished = [name for name in skipped if name.startswith(f"{study}-")]
+        if unfinished:
+            print(f"not finished (queued, running or failed), left out: {', '.join(unfinished)}",
+                  file=sys.stderr)
+        write_table(table, study, runs, args.out or Path("reports/tables") / table.name)
+        return
     if not runs:
         raise BanError("no finished experiment: queue some with `dvc exp run --queue -S 'seed=range(0,5)'` "
                        "and run them with `dvc queue start -j 1`")
@@ -47,14 +70,30 @@ def main(argv: list[str]) -> None:
     metric = headline_metric(frame)
     table = summary(frame, [metric, TRAIN_ERROR])
     paired = differences(frame, metric)
-    args.out.mkdir(parents=True, exist_ok=True)
-    frame.to_csv(args.out / "runs.csv", index=False)
-    table.to_csv(args.out / "summary.csv", index=False)
-    paired.to_csv(args.out / "differences.csv", index=False)
-    plot_study(table, paired, metric, args.out / "study.png")
+    out = args.out or Path("reports/study")
+    out.mkdir(parents=True, exist_ok=True)
+    frame.to_csv(out / "runs.csv", index=False)
+    table.to_csv(out / "summary.csv", index=False)
+    paired.to_csv(out / "differences.csv", index=False)
+    plot_study(table, paired, metric, out / "study.png")
     text = report(frame, table, paired, metric, skipped, dropped)
-    (args.out / "study.md").write_text(text)
+    (out / "study.md").write_text(text)
     print(text)
+
+
+def write_table(table: Table, study: str, runs: list[Run], out: Path) -> None:
+    """``table.md``, ``table.png`` and ``cells.csv`` of the table's finished experiments."""
+    experiments = experiments_of_runs(table, study, runs)
+    if not any(experiments.values()):
+        print(f"warning: no finished experiment is named {study}-<run>-...: every cell is missing; "
+              "give the launch's --name", file=sys.stderr)
+    results = cell_results(table, experiments)
+    text = table_markdown(table, results, experiments, row_parameters(table, experiments))
+    out.mkdir(parents=True, exist_ok=True)
+    pd.DataFrame([result.to_dict() for result in results]).to_csv(out / "cells.csv", index=False)
+    plot_table(table, results, out / "table.png")
+    (out / "table.md").write_text(text)
+    print(text, end="")
 
 
 def exp_show(all_commits: bool) -> list[dict[str, Any]]:

@@ -10,18 +10,23 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import math
 import os
 import time
 from pathlib import Path
 
+from ban.core.config import Params
 from ban.core.errors import BanError, ConfigError
-from ban.core.paths import PARAMS
 from ban.launch.cluster import check_cluster
-from ban.launch.plan import expand_grid, plan_study, without_finished
-from ban.launch.settings import Request, pushed_experiments, study_settings
+from ban.launch.data import check_data
+from ban.launch.plan import Experiment, Job, expand_grid, grid_experiments, plan_study, without_finished
+from ban.launch.settings import Request, committed_params, pushed_experiments, study_settings
 from ban.launch.study import Resources, run_on_ray
+from ban.presets import estimated_gpu_hours
+from ban.tables import table_named
 from ban.tools import dvc
 from stages.cli import run
+from stages.preset import readable
 
 
 def main(argv: list[str]) -> None:
@@ -31,38 +36,77 @@ def main(argv: list[str]) -> None:
         raise ConfigError("run it at the root of the project's git repository (where dvc.yaml is)")
     if args.cpus_per_experiment < 1 or args.gpus_per_experiment < 0:
         raise ConfigError("--cpus-per-experiment must be >= 1 and --gpus-per-experiment >= 0")
+    if args.table and args.params:
+        raise ConfigError("--table runs the presets its rows name; give --table or --params, not both")
+    if args.rows and not args.table:
+        raise ConfigError("--rows selects rows of a --table")
     address = args.address or os.environ.get("RAY_ADDRESS")
-    request = Request(args.name or time.strftime("study-%Y%m%d-%H%M%S"), address, args.git_remote,
-                      args.dvc_remote, args.state_dir, args.work_dir, args.params, args.cpus_per_experiment)
+    name = args.name or args.table or time.strftime("study-%Y%m%d-%H%M%S")
+    request = Request(name, address, args.git_remote, args.dvc_remote, args.state_dir, args.work_dir,
+                      args.cpus_per_experiment)
     settings = study_settings(root, request)
     if address and not args.dry_run:
         check_cluster(address)  # seconds, where ray.init would retry for a minute and end in a traceback
-    base = Path(settings.params_file or PARAMS)
-    jobs, rejected = plan_study(root, expand_grid(args.set_param), request.name, base, settings.commit)
-    experiments = [job for job in jobs if job.is_experiment]
+    plan = plan_study(root, requested(root, args, name), settings.commit)
+    experiments = [job for job in plan.jobs if job.is_experiment]
     finished = pushed_experiments(root, settings) & {job.name for job in experiments}
-    jobs = without_finished(jobs, finished)
+    jobs = without_finished(plan.jobs, finished)
     shared = [job.stage for job in jobs if not job.is_experiment]
     settings = dataclasses.replace(settings, shared_stages=tuple(sorted(set(shared))))
-    print(f"study {request.name}: {len(experiments) + len(rejected)} experiments of commit "
-          f"{settings.commit[:12]} ({len(rejected)} refused), {len(shared)} shared stages run once"
+    print(f"study {name}: {len(experiments) + len(plan.rejected)} experiments of commit "
+          f"{settings.commit[:12]} ({len(plan.rejected)} refused), {len(shared)} shared stages run once"
           f"{': ' + ', '.join(shared) if shared else ''}; logs in {settings.log_dir}", flush=True)
     if finished:
         print("finished before (in the git remote), not run again:", ", ".join(sorted(finished)), flush=True)
+    left = {job.name: plan.params[job.name] for job in jobs if job.is_experiment}
     if args.dry_run:
-        for job in jobs:
-            print(f"  {job.name}: {job.stage or ' '.join(job.overrides) or '(committed params)'}"
-                  f"{' after ' + ', '.join(job.needs) if job.needs else ''}")
+        print(dry_run(jobs, left))
+    check_data(root, left)
+    if args.dry_run:
         return
     resources = Resources(args.cpus_per_experiment, args.gpus_per_experiment)
-    outcome = run_on_ray(jobs, settings, resources, address, rejected, lambda line: print(line, flush=True))
+    trainings = {experiment: params.train for experiment, params in left.items()}
+    outcome = run_on_ray(jobs, settings, resources, address, plan.rejected, trainings,
+                         lambda line: print(line, flush=True))
     succeeded = sorted(finished) + [result.name for result in outcome.experiments if result.ok]
     if succeeded and settings.git_remote != str(root):
         dvc(root, "exp", "pull", "--no-cache", settings.git_remote, *succeeded)
-    print(f"{len(succeeded)} of {len(experiments) + len(rejected)} experiments succeeded; see them with "
-          "`dvc exp show`, aggregate them with `python -m stages.aggregate`", flush=True)
+    aggregate = "python -m stages.aggregate" + (f" --table {args.table}" if args.table else "")
+    print(f"{len(succeeded)} of {len(experiments) + len(plan.rejected)} experiments succeeded; see them with "
+          f"`dvc exp show`, aggregate them with `{aggregate}`", flush=True)
     if outcome.failed:
         raise BanError(f"{len(outcome.failed)} experiment(s) failed: {', '.join(outcome.failed)}")
+
+
+def requested(root: Path, args: argparse.Namespace, name: str) -> list[Experiment]:
+    """The grid's experiments of the params file (``--params``, else params.yaml), or of every run of
+    the table's rows (``--table``, ``--rows``), named ``<name>-<run>-<NN>...``."""
+    grid = expand_grid(args.set_param)
+    if not args.table:
+        return grid_experiments(name, grid, committed_params(root, args.params))
+    table = table_named(args.table)
+    rows = [row.strip() for row in args.rows.split(",")] if args.rows else None
+    return [experiment for run in table.selected(rows) for experiment in
+            grid_experiments(f"{name}-{run.id}", grid, committed_params(root, run.params_file, "--table"),
+                             run.overrides)]
+
+
+def dry_run(jobs: list[Job], experiments: dict[str, Params]) -> str:
+    """Each job, and each experiment's estimated cost (from its networks' FLOPs, as ``stages.preset``)."""
+    lines = []
+    hours: dict[str, float] = {}
+    for job in jobs:
+        cost = ""
+        if job.is_experiment:
+            hours[job.name] = estimated_gpu_hours(experiments[job.name])
+            cost = "" if math.isnan(hours[job.name]) else f"  [~{readable(hours[job.name])} H100-hours]"
+        lines.append(f"  {job.name}: {job.stage or ' '.join(job.overrides) or '(committed params)'}"
+                     f"{' after ' + ', '.join(job.needs) if job.needs else ''}{cost}")
+    known = [value for value in hours.values() if not math.isnan(value)]
+    if known:
+        lines.append(f"estimated cost: {readable(sum(known))} H100-hours for {len(known)} experiments "
+                     "(from FLOPs at an assumed sustained throughput; shared stages counted in each)")
+    return "\n".join(lines)
 
 
 def parser() -> argparse.ArgumentParser:
@@ -72,6 +116,9 @@ def parser() -> argparse.ArgumentParser:
                         help="an override, or a sweep (kd.mode=ban,cwtm; seed=range(0,5)), as dvc exp run -S")
     parser.add_argument("--params", metavar="FILE", help="a committed params file (e.g. presets/NAME.yaml) "
                         "that replaces params.yaml in every experiment before the overrides")
+    parser.add_argument("--table", help="run every row of one of the paper's tables (paper/tables.yaml; "
+                        "`python -m stages.tables` lists them): its runs x the -S grid")
+    parser.add_argument("--rows", metavar="ROW,ROW", help="only these rows of --table")
     parser.add_argument("--address", help="Ray cluster to join ('auto': the local node's); default: "
                         "RAY_ADDRESS, or a local Ray instance started for this study")
     parser.add_argument("--cpus-per-experiment", type=int, default=1, help="CPUs each job asks Ray for, "
@@ -87,9 +134,10 @@ def parser() -> argparse.ArgumentParser:
                         "shared storage lets a retry on another host resume (default: under --work-dir)")
     parser.add_argument("--work-dir", help="where each host clones the jobs (default: a folder in its "
                         "temporary directory)")
-    parser.add_argument("--name", help="prefix of the experiments' names (default: study-<date>-<time>)")
-    parser.add_argument("--dry-run", action="store_true", help="print the experiments and shared stages, "
-                        "run nothing")
+    parser.add_argument("--name", help="prefix of the experiments' names (default: the --table, else "
+                        "study-<date>-<time>); the same name again runs only what is left")
+    parser.add_argument("--dry-run", action="store_true", help="print the experiments, shared stages and "
+                        "estimated cost, check the data, run nothing")
     return parser
 
 

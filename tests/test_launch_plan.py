@@ -19,19 +19,19 @@ from project import make_project, run
 
 from ban.core.errors import ConfigError
 from ban.launch.jobs import group_running, stop
-from ban.launch.plan import Job, expand_grid, plan_study, without_finished
+from ban.launch.plan import Job, expand_grid, grid_experiments, plan_study, without_finished
 
 
 @pytest.fixture(scope="module")
 def project(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The project with a two-student chain (gen1 from gen0, gen2 from gen1) and the presets, committed."""
-    return make_project(tmp_path_factory.mktemp("plan") / "project", extra=("presets",))
+    return make_project(tmp_path_factory.mktemp("plan") / "project", extra=("presets", "paper"))
 
 
-def plan(project: Path, *overrides: str, params: str = "params.yaml") -> list[Job]:
-    jobs, rejected = plan_study(project, expand_grid(list(overrides)), "p", Path(params))
-    assert rejected == []
-    return jobs
+def plan(project: Path, *overrides: str, params: str | None = None) -> list[Job]:
+    planned = plan_study(project, grid_experiments("p", expand_grid(list(overrides)), params))
+    assert planned.rejected == []
+    return planned.jobs
 
 
 def shared(jobs: list[Job]) -> list[str]:

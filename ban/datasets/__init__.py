@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from ban.core.config import DataConfig, Params
@@ -31,6 +32,11 @@ def accept(data: DataConfig) -> None:
     """The params check of a dataset that accepts every setting."""
 
 
+def nothing_to_read(data: DataConfig, root: Path) -> str | None:
+    """The data check of a dataset that reads no file."""
+    return None
+
+
 @dataclass(frozen=True)
 class Dataset:
     name: str
@@ -39,6 +45,9 @@ class Dataset:
     prepare: Callable[[DataConfig], Prepared]
     facts: Callable[[Params], DataFacts | None]  # None: sizes unknown until read (the user's own data)
     check: Callable[[DataConfig], None] = accept  # ConfigError naming the data.* key it refuses
+    # what of its files ``root`` (data.root) lacks, None when nothing (or a download fetches it):
+    # checked before a study starts, where reading them would only fail in its jobs
+    missing: Callable[[DataConfig, Path], str | None] = nothing_to_read
 
 
 DATASETS: Registry[Dataset] = Registry("dataset", "ban.datasets")

@@ -92,6 +92,15 @@ def _cifar_error(
     return f"{name} files in {folder}/ are unreadable ({reason}): {fetch} again"
 
 
+def missing(data: DataConfig, root: Path) -> str | None:
+    if data.download:
+        return None
+    dataset_class = cifar_class(data.name)
+    folder = root / dataset_class.base_folder
+    absent = [file for file in _cifar_files(dataset_class) if not (folder / file).is_file()]
+    return f"{folder}/ lacks {', '.join(absent)}" if absent else None
+
+
 def _cifar_files(dataset_class: type[CIFAR10]) -> list[str]:
     """The extracted files torchvision reads: training batches, test batch, class names."""
     return [file for file, _ in dataset_class.train_list + dataset_class.test_list] + [
@@ -105,4 +114,4 @@ for _name, _classes in (("cifar10", 10), ("cifar100", 100)):
         prepare=prepare,
         facts=lambda params, classes=_classes: image_facts(params.data, (3, 32, 32), classes=classes,
                                                             train=TRAIN_IMAGES, test=TEST_IMAGES),
-        check=lambda data, name=_name: check_native_size(name, 32, data)))
+        check=lambda data, name=_name: check_native_size(name, 32, data), missing=missing))

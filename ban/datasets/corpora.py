@@ -175,6 +175,14 @@ def check(data: DataConfig) -> None:
         raise ConfigError("data.validation: text corpora come with their own validation file; set it to null")
 
 
+def missing(data: DataConfig, root: Path) -> str | None:
+    corpus = CORPORA[data.name]
+    if data.download and corpus.url_pattern is not None:
+        return None
+    absent = [corpus.path(root, split).name for split in SPLITS if not corpus.path(root, split).is_file()]
+    return f"{root}/ lacks {', '.join(absent)}" if absent else None
+
+
 def ptb_facts(params: Params) -> DataFacts:
     """Mikolov's PTB: 10k words; 51 character symbols, words of up to 19 letters."""
     word_chars = torch.zeros(10_000, 21, dtype=torch.int64)
@@ -185,6 +193,6 @@ def ptb_facts(params: Params) -> DataFacts:
 
 
 DATASETS.register(Dataset(name="ptb", task="lm", reads="ptb.{train,valid,test}.txt (Mikolov's Penn Treebank)",
-                          prepare=prepare, facts=ptb_facts, check=check))
+                          prepare=prepare, facts=ptb_facts, check=check, missing=missing))
 DATASETS.register(Dataset(name="text", task="lm", reads="{train,valid,test}.txt of any corpus in that format",
-                          prepare=prepare, facts=lambda params: None, check=check))
+                          prepare=prepare, facts=lambda params: None, check=check, missing=missing))

@@ -75,6 +75,11 @@ class _Entry(NamedTuple):
     size: tuple[int, int]  # (width, height), as PIL reports it
 
 
+def missing(data: DataConfig, root: Path) -> str | None:
+    absent = [f"{root / split}/" for split in ("train", "test") if not (root / split).is_dir()]
+    return f"{' and '.join(absent)} not found" if absent else None
+
+
 def _discover(root: Path, split: str) -> ImageFolder:
     folder = root / split
     if not folder.is_dir():
@@ -154,4 +159,4 @@ def _decode(path: Path, mode: str, size: tuple[int, int]) -> np.ndarray:
 
 
 DATASETS.register(Dataset(name="imagefolder", task="image", reads="train/<class>/* and test/<class>/* images",
-                          prepare=prepare, facts=facts))
+                          prepare=prepare, facts=facts, missing=missing))

@@ -7,20 +7,14 @@ GPU runs one process per GPU, so the numbers must agree before anything is launc
 
 from __future__ import annotations
 
-from pathlib import Path
-
-import yaml
-
+from ban.core.config import TrainConfig
 from ban.core.errors import ConfigError
-from ban.launch.plan import Job
 
 
-def check_gpus(cluster_gpus: float, gpus_per_job: float, params_file: Path,
-               experiments: list[Job]) -> list[str]:
-    """Warnings to print before the study starts; a ConfigError when a job cannot get its GPUs."""
-    base = yaml.safe_load(params_file.read_text()).get("train") or {}
-    settings = {job.name: train_settings(base, job.overrides) for job in experiments}
-    on_gpus = {name: nproc for name, (nproc, device) in settings.items() if device in ("auto", "cuda")}
+def check_gpus(cluster_gpus: float, gpus_per_job: float, experiments: dict[str, TrainConfig]) -> list[str]:
+    """Warnings to print before the study starts; a ConfigError when a job cannot get its GPUs.
+    ``experiments``: each experiment's ``train`` settings, as the plan resolved them."""
+    on_gpus = {name: train.nproc for name, train in experiments.items() if train.device in ("auto", "cuda")}
     if gpus_per_job == 0:
         if cluster_gpus > 0 and on_gpus:
             return [f"warning: the cluster has {cluster_gpus:g} GPUs but --gpus-per-experiment is 0, so "
@@ -36,13 +30,3 @@ def check_gpus(cluster_gpus: float, gpus_per_job: float, params_file: Path,
         return [f"warning: each job gets {gpus_per_job:g} GPUs but trains on {unused[0]} process(es), one "
                 f"GPU each: set train.nproc to {gpus_per_job:g} to use them all"]
     return []
-
-
-def train_settings(base: dict, overrides: tuple[str, ...]) -> tuple[int, str]:
-    """``train.nproc`` and ``train.device`` of one experiment: the params file's, then its overrides'."""
-    values = {"nproc": base.get("nproc", 1), "device": base.get("device", "auto")}
-    for override in overrides:
-        key, _, value = override.lstrip("+").partition("=")
-        if key in ("train.nproc", "train.device"):
-            values[key[len("train."):]] = yaml.safe_load(value)
-    return int(values["nproc"]), str(values["device"])

@@ -48,7 +48,6 @@ class Settings:
     commit: str
     work_root: str  # each job's clone goes in a folder of its own under it
     log_dir: str
-    params_file: str | None = None  # a committed params file (a preset) that replaces params.yaml first
     dvc_remote: str | None = None  # remote mode: a DVC remote URL or path
     shared_cache: str | None = None  # shared-cache mode: the cache every clone uses
     state_dir: str | None = None  # BAN_STATE_DIR for the train stages: where retries find their state
@@ -130,8 +129,8 @@ def run_commands(runner: Runner, job: Job, settings: Settings) -> None:
     pull = ["--pull"] if remote else []  # a stage restored from the run-cache fetches its outputs
     if remote:
         fetch_run_cache(runner)
-    if settings.params_file:
-        shutil.copy(runner.workdir / settings.params_file, runner.workdir / PARAMS)
+    if job.params_file:
+        shutil.copy(runner.workdir / job.params_file, runner.workdir / PARAMS)
     forget_locked(runner, settings.shared_stages)
     if job.is_experiment:
         sets = [argument for override in job.overrides for argument in ("--set-param", override)]

@@ -22,7 +22,7 @@ from typing import Any
 
 import yaml
 
-from ban.core.config import params_from_mapping
+from ban.core.config import Params, params_from_mapping
 from ban.core.errors import BanError, ConfigError
 from ban.core.paths import PARAMS
 from ban.tools import output_of
@@ -35,6 +35,7 @@ TRAINING = "stages.train"  # the command of the stages that train for train.epoc
 class Experiment:
     name: str
     overrides: tuple[str, ...]  # concrete ``-S`` values, as ``dvc exp run -S`` takes them
+    params_file: str | None = None  # a committed params file (a preset) that replaces params.yaml first
 
 
 @dataclass(frozen=True)
@@ -62,6 +63,7 @@ class Job:
     stage: str | None  # the shared stage to reproduce; None: the experiment (``dvc exp run``)
     needs: tuple[str, ...]  # jobs whose outputs this one takes from the run-cache
     epochs: int = 0  # the epochs this job trains, for the study's estimate of the time left
+    params_file: str | None = None  # a committed params file (a preset) that replaces params.yaml first
 
     @property
     def is_experiment(self) -> bool:
@@ -94,23 +96,39 @@ def experiment_name(prefix: str, index: int, overrides: tuple[str, ...]) -> str:
     return f"{prefix}-{index:02d}" + (f"-{slug[:60]}" if slug else "")
 
 
-def plan_study(root: Path, grid: list[tuple[str, ...]], prefix: str, params_file: Path = PARAMS,
-               commit: str = "HEAD") -> tuple[list[Job], list[Rejected]]:
-    """The jobs of a study (shared stages first, then experiments) and the experiments refused, from
-    ``dvc.yaml`` and ``params_file`` (the params the overrides apply to) as ``commit`` has them: what
-    the jobs will run, whatever the working tree holds."""
-    experiments, rejected = [], []
+def grid_experiments(prefix: str, grid: list[tuple[str, ...]], params_file: str | None = None,
+                     fixed: tuple[str, ...] = ()) -> list[Experiment]:
+    """One experiment per point of the grid, named after its overrides (of several points, those that
+    tell them apart: not a data path they all share); ``fixed`` overrides come first in each."""
+    common = set.intersection(*(set(point) for point in grid)) if len(grid) > 1 else set()
+    return [Experiment(experiment_name(prefix, number, tuple(o for o in point if o not in common)),
+                       fixed + point, params_file) for number, point in enumerate(grid, start=1)]
+
+
+@dataclass
+class Plan:
+    jobs: list[Job]  # shared stages first, then experiments
+    rejected: list[Rejected]
+    params: dict[str, Params]  # each accepted experiment's params, as its stages will read them
+
+
+def plan_study(root: Path, experiments: list[Experiment], commit: str = "HEAD") -> Plan:
+    """The jobs of a study and the experiments refused, from ``dvc.yaml`` and each experiment's params
+    file as ``commit`` has them: what the jobs will run, whatever the working tree holds."""
+    accepted, rejected = [], []
     stages: dict[str, list[Stage]] = {}
-    with scratch_repository(root, commit, params_file) as scratch:
-        for index, overrides in enumerate(grid, start=1):
-            name = experiment_name(prefix, index, overrides)
+    params: dict[str, Params] = {}
+    with scratch_repository(root, commit) as scratch:
+        for experiment in experiments:
+            base = committed(root, commit, Path(experiment.params_file or PARAMS))
             try:
-                stages[name] = resolve_stages(scratch, overrides)
+                stages[experiment.name], params[experiment.name] = resolve_stages(scratch, base,
+                                                                                  experiment.overrides)
             except BanError as error:
-                rejected.append(Rejected(name, overrides, str(error)))
+                rejected.append(Rejected(experiment.name, experiment.overrides, str(error)))
                 continue
-            experiments.append(Experiment(name, overrides))
-    return shared_jobs(experiments, stages), rejected
+            accepted.append(experiment)
+    return Plan(shared_jobs(accepted, stages), rejected, params)
 
 
 def shared_jobs(experiments: list[Experiment], stages: dict[str, list[Stage]]) -> list[Job]:
@@ -129,14 +147,16 @@ def shared_jobs(experiments: list[Experiment], stages: dict[str, list[Stage]]) -
             if stage.key not in jobs:
                 first = by_name[users[stage.key][0]]
                 name = f"shared-{stage.address.replace('@', '-')}-{stage.key[:8]}"
-                jobs[stage.key] = Job(name, first.overrides, stage.address, tuple(upstream), stage.epochs)
+                jobs[stage.key] = Job(name, first.overrides, stage.address, tuple(upstream), stage.epochs,
+                                      first.params_file)
             upstream.append(jobs[stage.key].name)
     shared = list(jobs.values())
     needs = {experiment.name: tuple(jobs[stage.key].name for stage in stages[experiment.name]
                                     if stage.key in jobs) for experiment in experiments}
     epochs = {experiment.name: sum(stage.epochs for stage in stages[experiment.name] if stage.key not in jobs)
               for experiment in experiments}
-    return shared + [Job(e.name, e.overrides, None, needs[e.name], epochs[e.name]) for e in experiments]
+    return shared + [Job(e.name, e.overrides, None, needs[e.name], epochs[e.name], e.params_file)
+                     for e in experiments]
 
 
 def without_finished(jobs: list[Job], finished: set[str]) -> list[Job]:
@@ -148,12 +168,11 @@ def without_finished(jobs: list[Job], finished: set[str]) -> list[Job]:
 
 
 @contextmanager
-def scratch_repository(root: Path, commit: str, params_file: Path) -> Iterator[Path]:
-    """A throwaway DVC repository holding the ``dvc.yaml`` and params of ``commit``, to resolve its stages."""
+def scratch_repository(root: Path, commit: str) -> Iterator[Path]:
+    """A throwaway DVC repository holding the ``dvc.yaml`` of ``commit``, to resolve its stages."""
     with tempfile.TemporaryDirectory(prefix="ban-plan-") as directory:
         scratch = Path(directory)
         (scratch / "dvc.yaml").write_bytes(committed(root, commit, Path("dvc.yaml")))
-        (scratch / PARAMS).write_bytes(committed(root, commit, params_file))
         (scratch / ".dvc").mkdir()
         (scratch / ".dvc" / "config").write_text("[core]\n    no_scm = true\n    analytics = false\n")
         yield scratch
@@ -167,43 +186,42 @@ def committed(root: Path, commit: str, path: Path) -> bytes:
         raise ConfigError(f"{path} is not in commit {commit[:12]}: commit it first") from None
 
 
-def resolve_stages(scratch: Path, overrides: tuple[str, ...]) -> list[Stage]:
-    """The stages ``dvc exp run -S overrides`` would run, each with its key; the params checked first."""
+def resolve_stages(scratch: Path, base: bytes, overrides: tuple[str, ...]) -> tuple[list[Stage], Params]:
+    """The stages ``dvc exp run -S overrides`` would run on the params file ``base``, each with its key,
+    and the params, checked first."""
     from dvc.dependency.param import ParamsDependency
     from dvc.exceptions import DvcException
     from dvc.repo import Repo
     from dvc.utils.hydra import apply_overrides
 
     params_file = scratch / PARAMS
-    original = params_file.read_bytes()
+    params_file.write_bytes(base)
     try:
-        try:
-            apply_overrides(params_file, list(overrides))
-        except DvcException as error:
-            cause = error.__cause__ or error
-            raise ConfigError(f"-S {' '.join(overrides)}: {str(cause).splitlines()[0]}") from None
-        validate_everything(params_from_mapping(yaml.safe_load(params_file.read_text())))
-        repo = Repo(str(scratch))
-        try:
-            pipeline = list(repo.index.stages)
-            producers = {out.def_path: stage.name for stage in pipeline for out in stage.outs}
-            found: dict[str, Any] = {}
-            epochs: dict[str, int] = {}
-            for stage in _upstream_first(pipeline, producers):
-                params = {key: value for dep in stage.deps if isinstance(dep, ParamsDependency)
-                          for key, value in sorted(dep.read_params().items())}
-                inputs = sorted(found[producer] if producer else _file_key(params_file, path) for path in
-                                (dep.def_path for dep in stage.deps if not isinstance(dep, ParamsDependency))
-                                for producer in _producers(path, producers))
-                key = hashlib.sha256(json.dumps([stage.cmd, params, inputs], sort_keys=True,
-                                                default=str).encode()).hexdigest()
-                found[stage.name] = key
-                epochs[stage.name] = params.get("train", {}).get("epochs", 0) if TRAINING in stage.cmd else 0
-        finally:
-            repo.close()
-        return [Stage(address, key, epochs[address]) for address, key in found.items()]
+        apply_overrides(params_file, list(overrides))
+    except DvcException as error:
+        cause = error.__cause__ or error
+        raise ConfigError(f"-S {' '.join(overrides)}: {str(cause).splitlines()[0]}") from None
+    resolved = params_from_mapping(yaml.safe_load(params_file.read_text()))
+    validate_everything(resolved)
+    repo = Repo(str(scratch))
+    try:
+        pipeline = list(repo.index.stages)
+        producers = {out.def_path: stage.name for stage in pipeline for out in stage.outs}
+        found: dict[str, Any] = {}
+        epochs: dict[str, int] = {}
+        for stage in _upstream_first(pipeline, producers):
+            params = {key: value for dep in stage.deps if isinstance(dep, ParamsDependency)
+                      for key, value in sorted(dep.read_params().items())}
+            inputs = sorted(found[producer] if producer else _file_key(params_file, path) for path in
+                            (dep.def_path for dep in stage.deps if not isinstance(dep, ParamsDependency))
+                            for producer in _producers(path, producers))
+            key = hashlib.sha256(json.dumps([stage.cmd, params, inputs], sort_keys=True,
+                                            default=str).encode()).hexdigest()
+            found[stage.name] = key
+            epochs[stage.name] = params.get("train", {}).get("epochs", 0) if TRAINING in stage.cmd else 0
     finally:
-        params_file.write_bytes(original)
+        repo.close()
+    return [Stage(address, key, epochs[address]) for address, key in found.items()], resolved
 
 
 def _file_key(params_file: Path, path: str) -> str:

@@ -23,7 +23,6 @@ class Request:
     dvc_remote: str | None = None
     state_dir: str | None = None
     work_dir: str | None = None
-    params: str | None = None
     cpus: int = 1
 
 
@@ -37,7 +36,7 @@ def study_settings(root: Path, request: Request) -> Settings:
     shared_cache = None if dvc_remote else dvc(root, "cache", "dir").strip()
     state_dir = Path(request.state_dir).resolve() if request.state_dir else work_root / "state"
     return Settings(git_remote=_absolute(git_source(root, request)), commit=commit, work_root=str(work_root),
-                    params_file=committed_params(root, request.params), log_dir=str(work_root / "logs"),
+                    log_dir=str(work_root / "logs"),
                     dvc_remote=dvc_remote, shared_cache=shared_cache, state_dir=str(state_dir),
                     cpus=request.cpus)
 
@@ -71,13 +70,13 @@ def default_dvc_remote(root: Path) -> str | None:
         return None
 
 
-def committed_params(root: Path, params: str | None) -> str | None:
-    """``--params`` relative to the repository, once it is known to be committed."""
+def committed_params(root: Path, params: str | None, option: str = "--params") -> str | None:
+    """A params file relative to the repository, once it is known to be committed."""
     if not params:
         return None
     path = str(Path(params).resolve().relative_to(root.resolve()))
     if not git(root, "ls-files", path):
-        raise ConfigError(f"--params: {params} is not a file committed in this repository")
+        raise ConfigError(f"{option}: {params} is not a file committed in this repository")
     return path
 
 

@@ -24,8 +24,8 @@ from typing import Any
 import ray
 from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
+from ban.core.config import TrainConfig
 from ban.core.errors import BanError
-from ban.core.paths import PARAMS
 from ban.launch.gpus import check_gpus
 from ban.launch.jobs import JobResult, Settings, StageKilled, run_job
 from ban.launch.plan import Job, Rejected
@@ -101,9 +101,11 @@ class Outcome:
 
 
 def run_on_ray(jobs: list[Job], settings: Settings, resources: Resources, address: str | None,
-               rejected: list[Rejected], say: Callable[[str], None]) -> Outcome:
+               rejected: list[Rejected], trainings: dict[str, TrainConfig],
+               say: Callable[[str], None]) -> Outcome:
     """Connect to the cluster at ``address`` (or start a local instance), run the study, and always
-    disconnect (stopping an instance it started). Ctrl-C and SIGTERM cancel the study."""
+    disconnect (stopping an instance it started). Ctrl-C and SIGTERM cancel the study. ``trainings``:
+    each experiment's ``train`` settings, to check its GPUs."""
     runtime_env = {"py_modules": [str(PACKAGE)], "env_vars": {"DVC_NO_ANALYTICS": "1"}}
     try:
         ray.init(address=address, runtime_env=runtime_env, include_dashboard=False, log_to_driver=False,
@@ -116,8 +118,7 @@ def run_on_ray(jobs: list[Job], settings: Settings, resources: Resources, addres
         available = ray.cluster_resources()
         say(f"Ray: {available.get('CPU', 0):g} CPUs, {available.get('GPU', 0):g} GPUs "
             f"({'joined ' + address if address else 'a local instance'})")
-        for line in check_gpus(available.get("GPU", 0), resources.gpus, Path(settings.params_file or PARAMS),
-                               [job for job in jobs if job.is_experiment]):
+        for line in check_gpus(available.get("GPU", 0), resources.gpus, trainings):
             print(line, file=sys.stderr, flush=True)
         return run_study(jobs, settings, resources, say, rejected)
     finally:

@@ -1,0 +1,121 @@
+"""Launching one of the paper's tables: its runs become experiments of their own presets, the dry run
+prints each with its estimated cost, and missing data stops the study before anything starts.
+
+A real git + DVC repository of the project with its presets and tables; no Ray (``--dry-run``).
+"""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from project import environment, make_project, run
+from test_data_images import write_cifar100
+
+from ban.launch.plan import grid_experiments, plan_study
+from ban.presets import estimated_gpu_hours
+from ban.tables import run_params, table_named
+from stages.preset import readable
+
+
+@pytest.fixture(scope="module")
+def project(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return make_project(tmp_path_factory.mktemp("tables") / "project", extra=("presets", "paper"))
+
+
+@pytest.fixture(scope="module")
+def cifar100(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("cifar")
+    write_cifar100(root)
+    return root
+
+
+def dry_run(project: Path, *arguments: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "stages.launch", *arguments, "--dry-run"], cwd=project,
+                          env=environment(), capture_output=True, text=True, timeout=300)
+
+
+def test_a_tables_run_is_its_preset_with_the_runs_overrides_then_the_grids(project: Path) -> None:
+    """table1's CIFAR-10 DenseNet run: the CIFAR-100 DenseNet preset on CIFAR-10, teacher, BAN and control."""
+    densenet = table_named("table1", project / "paper" / "tables.yaml").runs["c10_densenet_90_60"]
+    experiments = grid_experiments("t-c10_densenet_90_60", [("seed=0",), ("seed=1",)],
+                                   densenet.params_file, densenet.overrides)
+    planned = plan_study(project, experiments)
+    assert planned.rejected == []
+    prepare, *experiments = planned.jobs
+    assert prepare.stage == "prepare" and prepare.params_file == "presets/cifar100-densenet-90-60.yaml"
+    assert [job.name for job in experiments] == ["t-c10_densenet_90_60-01-seed_0",
+                                                 "t-c10_densenet_90_60-02-seed_1"]
+    for job in experiments:
+        assert job.params_file == "presets/cifar100-densenet-90-60.yaml"
+        assert job.overrides[:-1] == densenet.overrides and job.overrides[-1].startswith("seed=")
+        params = planned.params[job.name]
+        assert params.data.name == "cifar10" and params.model["growth"] == 60
+        assert list(params.students) == ["gen1", "control"] and params.ensemble.members == ["gen1"]
+    assert [planned.params[job.name].seed for job in experiments] == [0, 1]
+
+
+def test_the_dry_run_lists_every_run_times_the_grid_with_its_cost(project: Path, cifar100: Path) -> None:
+    result = dry_run(project, "--table", "table2", "--rows", "DenseNet-90-60,DenseNet-80-120",
+                     "-S", "seed=range(0,2)", "-S", f"data.root={cifar100}")
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert lines[0].startswith("study table2: 4 experiments of commit")
+    table = table_named("table2", project / "paper" / "tables.yaml")
+    hours = {run_id: estimated_gpu_hours(run_params(table.runs[run_id]))
+             for run_id in ("densenet_90_60", "densenet_80_120")}
+    listed = [re.match(r"^  (\S+): (.*) after shared-prepare-\w+  \[~(\S+) H100-hours\]$", line)
+              for line in lines if line.startswith("  table2-")]
+    assert [match.group(1) for match in listed] == [
+        "table2-densenet_90_60-01-seed_0", "table2-densenet_90_60-02-seed_1",
+        "table2-densenet_80_120-01-seed_0", "table2-densenet_80_120-02-seed_1"]
+    assert [match.group(3) for match in listed] == [readable(hours["densenet_90_60"])] * 2 + \
+        [readable(hours["densenet_80_120"])] * 2
+    assert lines[-1].startswith(f"estimated cost: {readable(2 * sum(hours.values()))} H100-hours for 4 "
+                                "experiments")
+
+
+def test_missing_data_stops_the_study_before_it_starts_naming_what_is_missing(project: Path, tmp_path: Path,
+                                                                              cifar100: Path) -> None:
+    result = dry_run(project, "--table", "table1", "--rows", "WRN-28-2", "-S", f"data.root={tmp_path}")
+    assert result.returncode == 2
+    lines = result.stderr.splitlines()
+    assert len(lines) == 4, result.stderr
+    assert lines[0] == ("error: data not found where the jobs read it (checked on this host; every node "
+                        "must see data.root at the same path):")
+    assert lines[1].startswith(f"  cifar10: {tmp_path}/cifar-10-batches-py/ lacks data_batch_1, "
+                               "data_batch_2, data_batch_3, data_batch_4, data_batch_5, test_batch, "
+                               "batches.meta (needed by 1: table1-c10_wrn_28_2-01-data_root_")
+    assert lines[2].startswith(f"  cifar100: {tmp_path}/cifar-100-python/ lacks train, test, meta (needed "
+                               "by 1: table1-c100_wrn_28_2-01-data_root_")
+    assert lines[3] == ("give -S data.root=/absolute/path, or -S data.download=true, or leave those "
+                        "experiments out (--rows for a table)")
+    # the data in the working tree but not tracked by git: a job's clone would not have it
+    local = project / "data" / "raw"
+    write_cifar100(local)
+    try:
+        result = dry_run(project, "--table", "table2", "--rows", "DenseNet-90-60")
+    finally:
+        run(project, "rm", "-r", str(local / "cifar-100-python"))
+    assert result.returncode == 2
+    assert result.stderr.splitlines()[1] == (
+        "  cifar100: data.root data/raw is relative, so each job reads it inside its own clone of the "
+        "commit, where git tracks nothing there; give an absolute path that every node reads (needed by 1: "
+        "table2-densenet_90_60-01)")
+
+
+@pytest.mark.parametrize(("arguments", "message"), [
+    (("--table", "table9"), "error: unknown table 'table9'; known: table1, table2, table5, table6"),
+    (("--table", "table1", "--rows", "WRN-28-3"), "error: --rows: WRN-28-3 not in table1; its rows: "
+     "WRN-28-1, WRN-28-2, WRN-28-5, WRN-28-10, DenseNet-112-33, DenseNet-90-60, DenseNet-80-80, "
+     "DenseNet-80-120"),
+    (("--table", "table1", "--params", "presets/ptb-lstm.yaml"),
+     "error: --table runs the presets its rows name; give --table or --params, not both"),
+    (("--rows", "WRN-28-1"), "error: --rows selects rows of a --table"),
+])
+def test_a_wrong_table_or_row_is_one_line(project: Path, arguments: tuple[str, ...], message: str) -> None:
+    result = dry_run(project, *arguments)
+    assert (result.returncode, result.stderr.strip()) == (2, message)
