@@ -99,6 +99,7 @@ def table_named(name: str, path: Path = TABLES) -> Table:
 
 def run_params(run: Run) -> Params:
     """A run's params as its experiments start from them (seed aside), checked as every stage would."""
+    from dvc.exceptions import DvcException
     from dvc.utils.hydra import apply_overrides
 
     with tempfile.TemporaryDirectory(prefix="ban-table-") as directory:
@@ -106,8 +107,8 @@ def run_params(run: Run) -> Params:
         path.write_bytes(preset_path(run.preset).read_bytes())
         try:
             apply_overrides(path, list(run.overrides))
-        except Exception as error:  # DVC and Hydra raise their own kinds
-            line = str(error).splitlines()[0]
+        except DvcException as error:
+            line = str(error.__cause__ or error).splitlines()[0]
             raise ConfigError(f"run {run.id}: {' '.join(run.overrides)}: {line}") from None
         try:
             return load_preset(path)

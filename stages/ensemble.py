@@ -7,7 +7,7 @@ from ban.core.files import save_json, save_torch
 from ban.core.paths import ENSEMBLE, PARAMS, metrics_path
 from ban.ensemble import ensemble_records
 from ban.predictions import load_generation_predictions
-from stages.cli import run
+from stages.cli import run_process
 
 
 def main(argv: list[str]) -> None:
@@ -26,4 +26,4 @@ def main(argv: list[str]) -> None:
 
 
 if __name__ == "__main__":
-    run(main)
+    run_process(main)

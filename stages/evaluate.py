@@ -18,7 +18,7 @@ from ban.core.paths import (
 from ban.predictions import EnsemblePredictions, load_generation_predictions
 from ban.reporting.results import agreement, plot_analysis, plot_generations, results_table, write_markdown
 from ban.tasks import TASKS
-from stages.cli import run
+from stages.cli import run_process
 
 
 def main(argv: list[str]) -> None:
@@ -48,4 +48,4 @@ def main(argv: list[str]) -> None:
 
 
 if __name__ == "__main__":
-    run(main)
+    run_process(main)

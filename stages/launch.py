@@ -4,6 +4,8 @@ Not a pipeline stage. Every combination of the ``-S`` overrides (the syntax of `
 becomes an ordinary DVC experiment of the committed HEAD, run in its own clone on a Ray worker. Stages
 that several experiments share (``prepare``, a teacher, a student) run once; the others take them from
 DVC's run-cache. Without ``--address`` (or ``RAY_ADDRESS``) a local Ray instance is started and stopped.
+``--table NAME`` runs one of the paper's tables (``paper/tables.yaml``): each run of its rows (a preset
+with its overrides) times the grid. Missing data stops the study before it starts.
 """
 
 from __future__ import annotations

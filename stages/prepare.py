@@ -6,7 +6,7 @@ from ban.core.config import load_params
 from ban.core.paths import PARAMS, PREPARED
 from ban.data.prepared import save_prepared
 from ban.datasets import prepare_dataset
-from stages.cli import run
+from stages.cli import run_process
 
 
 def main(argv: list[str]) -> None:
@@ -18,4 +18,4 @@ def main(argv: list[str]) -> None:
 
 
 if __name__ == "__main__":
-    run(main)
+    run_process(main)

@@ -11,7 +11,7 @@ from ban.training.distributed import launched, relaunch
 from ban.training.generation import train_generation
 from ban.training.interrupt import stop_with_parent
 from ban.validation.chain import check_names
-from stages.cli import run
+from stages.cli import run_process
 
 
 def main(argv: list[str]) -> None:
@@ -27,4 +27,4 @@ def main(argv: list[str]) -> None:
 
 
 if __name__ == "__main__":
-    run(main)
+    run_process(main)

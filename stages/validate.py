@@ -11,7 +11,7 @@ from __future__ import annotations
 from ban.core.config import load_params
 from ban.core.paths import PARAMS
 from ban.validation.params_file import validate_everything
-from stages.cli import run
+from stages.cli import run_process
 
 
 def main(argv: list[str]) -> None:
@@ -21,4 +21,4 @@ def main(argv: list[str]) -> None:
 
 
 if __name__ == "__main__":
-    run(main)
+    run_process(main)

@@ -64,6 +64,15 @@ def test_a_grid_over_one_students_kd_shares_the_chain_before_it(project: Path) -
     assert all(job.needs == tuple(j.name for j in jobs[:3]) for job in experiments)
 
 
+def test_only_what_the_run_cache_restores_is_shared(project: Path) -> None:
+    """Two experiments alike in all but their names (as rows of a table can be) share every stage DVC's
+    run-cache restores; ``validate`` (no outputs) and ``evaluate`` (uncached outputs only) run in each,
+    since a shared run of them would run again anyway."""
+    jobs = plan(project, "seed=0,0")
+    assert shared(jobs) == ["prepare", "teacher", "student@gen1", "student@gen2", "ensemble"]
+    assert [job.name for job in jobs if job.is_experiment] == ["p-01", "p-02"]
+
+
 def test_a_preset_is_planned_with_its_own_students(project: Path) -> None:
     """--params presets/study-digits.yaml: its eight networks (not params.yaml's three) are shared by a
     grid that changes only the ensemble."""

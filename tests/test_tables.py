@@ -117,6 +117,14 @@ def test_a_cell_naming_a_network_its_chain_lacks_is_refused(tmp_path: Path) -> N
         check_cells(table)
 
 
+def test_a_runs_override_that_does_not_apply_is_refused_with_dvcs_reason(tmp_path: Path) -> None:
+    runs = {"lstm": {"preset": "ptb-lstm", "set": ["~students.gen9"]}, "cnn_lstm": {"preset": "ptb-cnn-lstm"}}
+    table = load_tables(write_tables(tmp_path, {"runs": runs}))["table6"]
+    with pytest.raises(ConfigError, match=r"^run lstm: ~students.gen9: Could not delete from config. "
+                       r"'students.gen9' does not exist.$"):
+        check_cells(table)
+
+
 def tables_command(*arguments: str) -> str:
     result = subprocess.run([sys.executable, "-m", "stages.tables", *arguments], cwd=ROOT, env=environment(),
                             capture_output=True, text=True, timeout=300)

@@ -52,6 +52,7 @@ class Stage:
     address: str  # as dvc.yaml names it: "teacher", "student@gen1"
     key: str  # the same for the same command, params values and upstream work
     epochs: int = 0  # a training stage's epochs (train.epochs), 0 for the others
+    restorable: bool = True  # DVC's run-cache can restore it: it has outputs, some of them cached
 
 
 @dataclass(frozen=True)
@@ -132,7 +133,9 @@ def plan_study(root: Path, experiments: list[Experiment], commit: str = "HEAD") 
 
 
 def shared_jobs(experiments: list[Experiment], stages: dict[str, list[Stage]]) -> list[Job]:
-    """A job per stage that two or more experiments share, then one job per experiment."""
+    """A job per stage that two or more experiments share and DVC's run-cache can restore (``validate``
+    has no outputs, ``evaluate`` only uncached ones: a shared run of them would run again in each
+    experiment), then one job per experiment."""
     users: dict[str, list[str]] = {}
     for experiment in experiments:
         for stage in stages[experiment.name]:
@@ -142,7 +145,7 @@ def shared_jobs(experiments: list[Experiment], stages: dict[str, list[Stage]]) -
     for experiment in experiments:
         upstream: list[str] = []
         for stage in stages[experiment.name]:
-            if len(users[stage.key]) < 2:
+            if len(users[stage.key]) < 2 or not stage.restorable:
                 continue
             if stage.key not in jobs:
                 first = by_name[users[stage.key][0]]
@@ -209,6 +212,7 @@ def resolve_stages(scratch: Path, base: bytes, overrides: tuple[str, ...]) -> tu
         producers = {out.def_path: stage.name for stage in pipeline for out in stage.outs}
         found: dict[str, Any] = {}
         epochs: dict[str, int] = {}
+        restorable = {stage.name: any(out.use_cache for out in stage.outs) for stage in pipeline}
         for stage in _upstream_first(pipeline, producers):
             params = {key: value for dep in stage.deps if isinstance(dep, ParamsDependency)
                       for key, value in sorted(dep.read_params().items())}
@@ -221,7 +225,8 @@ def resolve_stages(scratch: Path, base: bytes, overrides: tuple[str, ...]) -> tu
             epochs[stage.name] = params.get("train", {}).get("epochs", 0) if TRAINING in stage.cmd else 0
     finally:
         repo.close()
-    return [Stage(address, key, epochs[address]) for address, key in found.items()], resolved
+    stages = [Stage(address, key, epochs[address], restorable[address]) for address, key in found.items()]
+    return stages, resolved
 
 
 def _file_key(params_file: Path, path: str) -> str:

@@ -21,11 +21,13 @@ ROOT = Path(__file__).resolve().parents[2]
 def module_files(module: str, root: Path = ROOT) -> list[Path]:
     """Paths, relative to ``root``, of every repository file that running ``module`` may import."""
     found: dict[str, Path] = {}
+    seen: set[str] = set()  # a name outside the repository (torch, a class) is looked up once, not per import
     pending = [module]
     while pending:
         name = pending.pop()
-        if name in found:
+        if name in seen:
             continue
+        seen.add(name)
         path = module_path(name, root)
         if path is None:
             continue
@@ -33,8 +35,9 @@ def module_files(module: str, root: Path = ROOT) -> list[Path]:
         parts = name.split(".")
         pending += [".".join(parts[:end]) for end in range(1, len(parts))]
         tree = ast.parse(path.read_text(), filename=str(path))
-        pending += imported_names(tree, name, path.name == "__init__.py")
-        for package in registry_packages(tree):
+        imported, packages = references(tree, name, path.name == "__init__.py")
+        pending += imported
+        for package in packages:
             pending += [package, *package_modules(package, root)]
     return sorted(path.relative_to(root) for path in found.values())
 
@@ -48,32 +51,30 @@ def module_path(name: str, root: Path) -> Path | None:
     return None
 
 
-def imported_names(tree: ast.AST, module: str, is_package: bool) -> list[str]:
-    """Every module an ``import`` or ``from ... import`` anywhere in ``tree`` may load.
+def references(tree: ast.AST, module: str, is_package: bool) -> tuple[list[str], list[str]]:
+    """Every module an ``import`` or ``from ... import`` anywhere in ``tree`` may load, and the packages
+    named by its ``Registry(kind, "package")`` calls (their modules all get imported).
 
     ``from a import b`` names both ``a`` and ``a.b`` (``b`` may be a submodule); names that are
-    not modules simply resolve to no file.
+    not modules simply resolve to no file. One walk finds both: walking a tree takes longer than
+    parsing it, and every train stage reads its closure when it starts (its resume fingerprint).
     """
-    names = []
+    names: list[str] = []
+    packages: list[str] = []
     for node in ast.walk(tree):
         if isinstance(node, ast.Import):
             names += [alias.name for alias in node.names]
         elif isinstance(node, ast.ImportFrom):
             base = _absolute(node, module, is_package)
             names += [base, *(f"{base}.{alias.name}" for alias in node.names if alias.name != "*")]
-    return names
-
-
-def registry_packages(tree: ast.AST) -> list[str]:
-    """Packages named by ``Registry(kind, "package")`` calls: their modules all get imported."""
-    packages = []
-    for node in ast.walk(tree):
-        if not isinstance(node, ast.Call):
-            continue
-        function = node.func.attr if isinstance(node.func, ast.Attribute) else getattr(node.func, "id", "")
-        if function == "Registry" and len(node.args) >= 2 and isinstance(node.args[1], ast.Constant):
+        elif isinstance(node, ast.Call) and _is_registry(node):
             packages.append(str(node.args[1].value))
-    return packages
+    return names, packages
+
+
+def _is_registry(node: ast.Call) -> bool:
+    function = node.func.attr if isinstance(node.func, ast.Attribute) else getattr(node.func, "id", "")
+    return function == "Registry" and len(node.args) >= 2 and isinstance(node.args[1], ast.Constant)
 
 
 def package_modules(package: str, root: Path) -> list[str]:

@@ -138,12 +138,10 @@ def resume(trainer: Trainer, state: Path, digest: str, world: int) -> list[dict[
 
 def run_with_logging(trainer: Trainer, state: Path, digest: str, history: list[dict[str, Any]],
                      ranks: Distributed) -> None:
-    from dvclive import Live
-
     name = trainer.generation
     # DVC removes a stage's outputs before running it, so the DVCLive files are
     # rebuilt from the saved history: a resumed run logs the same steps as an uninterrupted one.
-    live = Live(dir=str(live_dir(name)), dvcyaml=False, save_dvc_exp=False) if ranks.is_main else None
+    live = open_live(name) if ranks.is_main else None
     for record in history if live is not None else []:
         log_epoch(live, record)
     unit = trainer.domain.unit
@@ -165,6 +163,14 @@ def run_with_logging(trainer: Trainer, state: Path, digest: str, history: list[d
     trainer.run(on_epoch)
     if live is not None:
         live.end()
+
+
+def open_live(name: str) -> Any:
+    """The DVCLive logger of rank 0, the only rank that logs: DVCLive and the DVC repository it opens take
+    about a second to load, which the other ranks skip."""
+    from dvclive import Live
+
+    return Live(dir=str(live_dir(name)), dvcyaml=False, save_dvc_exp=False)
 
 
 def log_epoch(live: Any, record: dict[str, Any]) -> None:

@@ -1,0 +1,154 @@
+"""Every one of the paper's tables in miniature, end to end: ``stages.launch --table`` runs it on a local
+Ray instance, ``stages.aggregate --table`` reads it back, and every cell is checked.
+
+A miniature keeps what the table is made of: its runs (presets with their overrides), rows, columns
+and objectives (each preset's students, ``kd`` and ensembles). It shrinks only what costs time: every
+network becomes a tiny one of the same architecture, trained for one epoch, on synthetic CIFAR-10,
+CIFAR-100 and Penn Treebank files written in their real on-disk formats, given with ``-S data.root``
+as a user gives theirs. The four tables run one after another on one DVC cache, so the networks their
+runs share (the miniatures of table 1's CIFAR-100 DenseNet and table 2's are the same) train once.
+Table 1 runs two of its rows (``--rows``), a Wide-ResNet and a DenseNet on both datasets: its other
+rows are the same miniature again, and stay as the cells the aggregate must show missing.
+"""
+
+from __future__ import annotations
+
+import csv
+import random
+import re
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+import yaml
+from project import ROOT, environment, make_project, run
+from test_data_images import write_cifar10, write_pickle
+
+from ban.tables import TABLES, load_tables
+
+pytestmark = pytest.mark.slow  # real pipelines: processes, DVC, git, Ray
+
+TINY = {  # each architecture's smallest useful size
+    "wrn": {"depth": 10, "widen": 0.25},
+    "densenet": {"layers": [1, 1, 1], "growth": 4},
+    "preact_resnet": {"depth": 8, "width": 4},
+    "resnet": {"depth": 8, "width": 4},
+    "lstm": {"hidden": 16, "layers": 1, "embedding": None, "dropout": 0.0},
+    "cnn_lstm": {"char_embedding": 4, "filter_widths": [1, 2], "filters": [4, 4], "highway_layers": 1,
+                 "hidden": 16, "layers": 1, "dropout": 0.0},
+}
+QUICK = {"epochs": 1, "batch_size": 32, "eval_batch_size": 500, "device": "cpu", "precision": "fp32"}
+QUICK_TEXT = {**QUICK, "batch_size": 4, "bptt": 10}
+RUN_IN_TABLE1 = ("WRN-28-1", "DenseNet-112-33")
+
+
+def miniature(preset: dict[str, Any]) -> dict[str, Any]:
+    """The preset with tiny networks of the same architectures, trained for one epoch."""
+    text = preset["data"]["name"] == "ptb"
+    preset["model"] = {**preset["model"], **TINY[preset["model"]["arch"]]}
+    for student in preset["students"].values():
+        if "model" in student:
+            student["model"] = {**student["model"], **TINY[student["model"]["arch"]]}
+    preset["train"].update(QUICK_TEXT if text else QUICK)
+    return preset
+
+
+def write_cifar100_every_class(root: Path) -> None:
+    """CIFAR-100's files in their layout, two training images of every class, one test image each."""
+    folder = root / "cifar-100-python"
+    folder.mkdir(parents=True)
+    rng = np.random.default_rng(0)
+    for split, count in (("train", 200), ("test", 100)):
+        write_pickle(folder / split, {"data": rng.integers(0, 256, (count, 3072), dtype=np.uint8),
+                                      "fine_labels": [index % 100 for index in range(count)],
+                                      "coarse_labels": [0] * count})
+    write_pickle(folder / "meta", {"fine_label_names": [f"fine{i:02d}" for i in range(100)],
+                                   "coarse_label_names": ["c"] * 20})
+
+
+def write_ptb(root: Path) -> Path:
+    """Penn Treebank's three files in its layout (a leading space, ``<unk>``), from a 50-word vocabulary."""
+    words = [f"w{index}" for index in range(49)] + ["<unk>"]
+    rng = random.Random(0)
+    root.mkdir(parents=True)
+    for split, lines in (("train", 200), ("valid", 60), ("test", 60)):
+        text = "".join(" " + " ".join(rng.choice(words) for _ in range(10)) + " \n" for _ in range(lines))
+        (root / f"ptb.{split}.txt").write_text(text)
+    return root
+
+
+@dataclass
+class Miniatures:
+    project: Path
+    launched: dict[str, subprocess.CompletedProcess[str]]
+    aggregated: dict[str, subprocess.CompletedProcess[str]]
+
+
+@pytest.fixture(scope="module")
+def miniatures(tmp_path_factory: pytest.TempPathFactory) -> Miniatures:
+    root = tmp_path_factory.mktemp("miniatures")
+    project = make_project(root / "project", extra=("presets", "paper"))
+    used = {run.preset for table in load_tables(ROOT / TABLES).values() for run in table.runs.values()}
+    for name in used:
+        path = project / "presets" / f"{name}.yaml"
+        path.write_text(yaml.safe_dump(miniature(yaml.safe_load(path.read_text())), sort_keys=False))
+    run(project, "git", "commit", "-qam", "miniature presets")
+    images, text = root / "cifar", write_ptb(root / "ptb")
+    write_cifar10(images)
+    write_cifar100_every_class(images)
+    images_data = ["-S", f"data.root={images}", "-S", "data.verify=false"]
+    launches = {"table1": [*images_data, "--rows", ",".join(RUN_IN_TABLE1)], "table2": images_data,
+                "table5": images_data, "table6": ["-S", f"data.root={text}"]}
+    launched, aggregated = {}, {}
+    for table, arguments in launches.items():
+        launched[table] = subprocess.run(
+            [sys.executable, "-m", "stages.launch", "--table", table, "-S", "seed=0", *arguments,
+             "--work-dir", str(root / "work")],
+            cwd=project, env=environment(), capture_output=True, text=True, timeout=900)
+        aggregated[table] = subprocess.run(
+            [sys.executable, "-m", "stages.aggregate", "--table", table], cwd=project, env=environment(),
+            capture_output=True, text=True, timeout=300)
+    return Miniatures(project, launched, aggregated)
+
+
+@pytest.mark.parametrize("name", ["table1", "table2", "table5", "table6"])
+def test_a_miniature_table_runs_through_the_launcher_and_fills_its_cells(miniatures: Miniatures,
+                                                                         name: str) -> None:
+    table = load_tables(ROOT / TABLES)[name]
+    rows = [row for row in table.rows if name != "table1" or row.name in RUN_IN_TABLE1]
+    runs = {cell.run for row in rows for cell in row.cells}
+    launched = miniatures.launched[name]
+    assert launched.returncode == 0, launched.stdout[-3000:] + launched.stderr[-3000:]
+    assert launched.stdout.splitlines()[0].startswith(f"study {name}: {len(runs)} experiments of commit")
+    assert f"{len(runs)} of {len(runs)} experiments succeeded" in launched.stdout
+    aggregated = miniatures.aggregated[name]
+    assert aggregated.returncode == 0, aggregated.stderr
+    out = miniatures.project / "reports" / "tables" / name
+    lines = (out / "table.md").read_text().splitlines()
+    assert lines[0] == f"# {table.title}"
+    assert lines[4] == "| " + " | ".join(["row", "parameters (paper; ours)", *table.columns]) + " |"
+    for row, line in zip(table.rows, lines[6:6 + len(table.rows)], strict=True):  # the paper's layout
+        cells = [text.strip() for text in line.strip("|").split(" | ")]
+        assert cells[0] == row.name
+        for cell, text in zip(row.cells, cells[2:], strict=True):
+            paper = "-" if cell.paper is None else re.escape(f"{cell.paper:g}")
+            ours = r"\d+\.\d\d \(1\)" if row in rows else "missing"
+            difference = r"( \([+-]\d+\.\d\d\))?" if row in rows and cell.paper is not None else ""
+            assert re.match(rf"^{ours} vs {paper}{difference}$", text), text
+    missing = [f"{row.name} / {column}" for row in table.rows if row not in rows for column in table.columns]
+    total = len(table.columns) * len(table.rows)
+    assert (lines[-1] == f"Missing ({len(missing)} of {total} cells, no finished experiment has them): "
+            f"{'; '.join(missing)}") if missing else not lines[-1].startswith("Missing")
+    with open(out / "cells.csv") as handle:
+        cells = list(csv.DictReader(handle))
+    assert [(cell["row"], cell["column"]) for cell in cells] == [
+        (row.name, column) for row in table.rows for column in table.columns]
+    for cell in cells:
+        filled = cell["row"] in {row.name for row in rows}
+        assert (cell["n"], cell["seeds"]) == (("1", "0") if filled else ("0", ""))
+        assert float(cell["mean"]) > 0 if filled else cell["mean"] == ""
+    assert (out / "table.png").stat().st_size > 10_000
