@@ -25,7 +25,7 @@ from ban.launch.plan import Experiment, Job, expand_grid, grid_experiments, plan
 from ban.launch.settings import Request, committed_params, pushed_experiments, study_settings
 from ban.launch.study import Resources, run_on_ray
 from ban.presets import estimated_gpu_hours
-from ban.tables import table_named
+from ban.tables import load_tables, table_named
 from ban.tools import dvc
 from stages.cli import run
 from stages.preset import readable
@@ -38,18 +38,15 @@ def main(argv: list[str]) -> None:
         raise ConfigError("run it at the root of the project's git repository (where dvc.yaml is)")
     if args.cpus_per_experiment < 1 or args.gpus_per_experiment < 0:
         raise ConfigError("--cpus-per-experiment must be >= 1 and --gpus-per-experiment >= 0")
-    if args.table and args.params:
-        raise ConfigError("--table runs the presets its rows name; give --table or --params, not both")
-    if args.rows and not args.table:
-        raise ConfigError("--rows selects rows of a --table")
+    tables = chosen_tables(args)
     address = args.address or os.environ.get("RAY_ADDRESS")
-    name = args.name or args.table or time.strftime("study-%Y%m%d-%H%M%S")
+    name = args.name or "-".join(tables) or time.strftime("study-%Y%m%d-%H%M%S")
     request = Request(name, address, args.git_remote, args.dvc_remote, args.state_dir, args.work_dir,
                       args.cpus_per_experiment)
     settings = study_settings(root, request)
     if address and not args.dry_run:
         check_cluster(address)  # seconds, where ray.init would retry for a minute and end in a traceback
-    plan = plan_study(root, requested(root, args, name), settings.commit)
+    plan = plan_study(root, requested(root, args, name, tables), settings.commit)
     experiments = [job for job in plan.jobs if job.is_experiment]
     finished = pushed_experiments(root, settings) & {job.name for job in experiments}
     jobs = without_finished(plan.jobs, finished)
@@ -73,24 +70,57 @@ def main(argv: list[str]) -> None:
     succeeded = sorted(finished) + [result.name for result in outcome.experiments if result.ok]
     if succeeded and settings.git_remote != str(root):
         dvc(root, "exp", "pull", "--no-cache", settings.git_remote, *succeeded)
-    aggregate = "python -m stages.aggregate" + (f" --table {args.table}" if args.table else "")
+    aggregate = " and ".join(f"`python -m stages.aggregate --table {table}`" for table in tables) \
+        or "`python -m stages.aggregate`"
     print(f"{len(succeeded)} of {len(experiments) + len(plan.rejected)} experiments succeeded; see them with "
-          f"`dvc exp show`, aggregate them with `{aggregate}`", flush=True)
+          f"`dvc exp show`, aggregate them with {aggregate}", flush=True)
     if outcome.failed:
         raise BanError(f"{len(outcome.failed)} experiment(s) failed: {', '.join(outcome.failed)}")
 
 
-def requested(root: Path, args: argparse.Namespace, name: str) -> list[Experiment]:
-    """The grid's experiments of the params file (``--params``, else params.yaml), or of every run of
-    the table's rows (``--table``, ``--rows``), named ``<name>-<run>-<NN>...``."""
-    grid = expand_grid(args.set_param)
+def chosen_tables(args: argparse.Namespace) -> list[str]:
+    """The names ``--table`` gives (``all``: every table), checked against the other options."""
     if not args.table:
+        if args.rows:
+            raise ConfigError("--rows selects rows of a --table")
+        return []
+    if args.params:
+        raise ConfigError("--table runs the presets its rows name; give --table or --params, not both")
+    names = list(load_tables()) if args.table == "all" else [name.strip() for name in args.table.split(",")]
+    if len(names) > 1 and args.name:
+        raise ConfigError("--name: several tables are each named after their table (as `stages.aggregate "
+                          "--table` reads them); give --name with one table only")
+    return names
+
+
+def requested(root: Path, args: argparse.Namespace, name: str, tables: list[str]) -> list[Experiment]:
+    """The grid's experiments of the params file (``--params``, else params.yaml), or of every run of
+    the tables' rows (``--table``, ``--rows``), named ``<name>-<run>-<NN>...`` (several tables:
+    ``<table>-<run>-<NN>...``)."""
+    grid = expand_grid(args.set_param)
+    if not tables:
         return grid_experiments(name, grid, committed_params(root, args.params))
-    table = table_named(args.table)
-    rows = [row.strip() for row in args.rows.split(",")] if args.rows else None
-    return [experiment for run in table.selected(rows) for experiment in
-            grid_experiments(f"{name}-{run.id}", grid, committed_params(root, run.params_file, "--table"),
-                             run.overrides)]
+    rows = rows_by_table(args.rows, tables)
+    experiments = []
+    for table in map(table_named, tables):
+        prefix = name if len(tables) == 1 else table.name
+        experiments += [experiment for run in table.selected(rows.get(table.name)) for experiment in
+                        grid_experiments(f"{prefix}-{run.id}", grid,
+                                         committed_params(root, run.params_file, "--table"), run.overrides)]
+    return experiments
+
+
+def rows_by_table(rows: str | None, tables: list[str]) -> dict[str, list[str]]:
+    """``--rows``: ``ROW,...`` of the one table, or ``TABLE:ROW,...`` (a table named nowhere runs whole)."""
+    chosen: dict[str, list[str]] = {}
+    for entry in [entry.strip() for entry in rows.split(",")] if rows else []:
+        table, _, row = entry.rpartition(":")
+        table = table or (tables[0] if len(tables) == 1 else "")
+        if table not in tables:
+            raise ConfigError(f"--rows: {entry!r}: name the row as TABLE:ROW, TABLE one of "
+                              f"{', '.join(tables)}")
+        chosen.setdefault(table, []).append(row)
+    return chosen
 
 
 def dry_run(jobs: list[Job], experiments: dict[str, Params]) -> str:
@@ -118,9 +148,11 @@ def parser() -> argparse.ArgumentParser:
                         help="an override, or a sweep (kd.mode=ban,cwtm; seed=range(0,5)), as dvc exp run -S")
     parser.add_argument("--params", metavar="FILE", help="a committed params file (e.g. presets/NAME.yaml) "
                         "that replaces params.yaml in every experiment before the overrides")
-    parser.add_argument("--table", help="run every row of one of the paper's tables (paper/tables.yaml; "
-                        "`python -m stages.tables` lists them): its runs x the -S grid")
-    parser.add_argument("--rows", metavar="ROW,ROW", help="only these rows of --table")
+    parser.add_argument("--table", metavar="NAME[,NAME...]", help="run every row of the paper's tables "
+                        "(paper/tables.yaml; `python -m stages.tables` lists them; `all`: every one): their "
+                        "runs x the -S grid")
+    parser.add_argument("--rows", metavar="ROW,...", help="only these rows of --table (TABLE:ROW with "
+                        "several tables; a table named nowhere runs whole)")
     parser.add_argument("--address", help="Ray cluster to join ('auto': the local node's); default: "
                         "RAY_ADDRESS, or a local Ray instance started for this study")
     parser.add_argument("--cpus-per-experiment", type=int, default=1, help="CPUs each job asks Ray for, "

@@ -112,6 +112,16 @@ def test_a_params_file_missing_from_the_commit_is_refused(project: Path) -> None
         plan(project, "seed=0", params="presets/mine.yaml")
 
 
+def test_experiments_are_named_after_the_overrides_that_tell_them_apart() -> None:
+    grid = expand_grid(["seed=0,1", "data.root=/shared/datasets/cifar10"])
+    assert [experiment.name for experiment in grid_experiments("s", grid)] == ["s-01-seed_0", "s-02-seed_1"]
+    assert grid_experiments("s", [("seed=0", "data.root=/x")])[0].name == "s-01-seed_0_data_root_x"
+    table_run = grid_experiments("t-lstm", grid, "presets/ptb-lstm.yaml", ("~students.gen2",))
+    assert [(e.name, e.overrides, e.params_file) for e in table_run] == [
+        ("t-lstm-01-seed_0", ("~students.gen2", *grid[0]), "presets/ptb-lstm.yaml"),
+        ("t-lstm-02-seed_1", ("~students.gen2", *grid[1]), "presets/ptb-lstm.yaml")]
+
+
 @pytest.mark.parametrize("sweep", ["seed=range(0,", "seed=[0,1", "kd.mode=ban,,cwtm"])
 def test_a_malformed_sweep_is_one_line(sweep: str) -> None:
     with pytest.raises(ConfigError) as raised:

@@ -129,7 +129,7 @@ def cell_text(result: CellResult) -> str:
     if result.paper is None:
         return f"{ours} vs -"
     difference = f" ({result.difference:+.2f})" if result.n else ""
-    return f"{ours} vs {result.paper:g}{difference}{OUTSIDE if result.paper_outside else ''}"
+    return f"{ours} vs {result.paper:.2f}{difference}{OUTSIDE if result.paper_outside else ''}"
 
 
 def table_markdown(table: Table, results: list[CellResult], experiments: dict[str, list[Run]],
@@ -163,7 +163,7 @@ def row_parameters(table: Table, experiments: dict[str, list[Run]]) -> dict[str,
         for run in experiments.get(cell.run, []):
             count = run.metrics.get(str(SUMMARY), {}).get(cell.network, {}).get("params")
             if count:
-                found[row.name] = f"{count / 1e6:.2f}M"
+                found[row.name] = f"{count / 1e6:.2f}M" if count >= 10_000 else f"{count:,}"
                 break
     return found
 
