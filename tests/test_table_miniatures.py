@@ -122,7 +122,8 @@ def test_one_command_launches_every_table(miniatures: Miniatures) -> None:
     runs = sum(len({cell.run for row in selected_rows(name) for cell in row.cells})
                for name in load_tables(ROOT / TABLES))
     assert launched.returncode == 0, launched.stdout[-3000:] + launched.stderr[-3000:]
-    assert launched.stdout.splitlines()[0].startswith(f"study table1-table2-table5-table6: {runs} experiments")
+    first = launched.stdout.splitlines()[0]
+    assert first.startswith(f"study table1-table2-table5-table6: {runs} experiments")
     lines = [line for line in launched.stdout.splitlines() if line.startswith("done   table")]
     assert sorted(line.split()[1].split("-")[0] for line in lines) == \
         ["table1"] * 4 + ["table2", "table5", "table6", "table6"]
