@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 from project import environment, make_project, run
-from test_data_images import write_cifar100
+from test_data_images import write_cifar10, write_cifar100
 
 from ban.launch.plan import grid_experiments, plan_study
 from ban.presets import estimated_gpu_hours
@@ -107,6 +107,18 @@ def test_missing_data_stops_the_study_before_it_starts_naming_what_is_missing(pr
         "table2-densenet_90_60-01)")
 
 
+def test_several_tables_are_one_study_each_named_after_its_table(project: Path, tmp_path: Path) -> None:
+    write_cifar10(tmp_path)
+    write_cifar100(tmp_path)
+    result = dry_run(project, "--table", "table1,table6", "--rows", "table1:WRN-28-1", "-S", "seed=0,1",
+                     "-S", f"data.root={tmp_path}")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines()[0].startswith("study table1-table6: 8 experiments of commit")
+    names = [line.split(":")[0].strip() for line in result.stdout.splitlines() if line.startswith("  table")]
+    assert names == [f"{run}-0{index}-seed_{index - 1}" for run in (
+        "table1-c10_wrn_28_1", "table1-c100_wrn_28_1", "table6-cnn_lstm", "table6-lstm") for index in (1, 2)]
+
+
 @pytest.mark.parametrize(("arguments", "message"), [
     (("--table", "table9"), "error: unknown table 'table9'; known: table1, table2, table5, table6"),
     (("--table", "table1", "--rows", "WRN-28-3"), "error: --rows: WRN-28-3 not in table1; its rows: "
@@ -115,6 +127,10 @@ def test_missing_data_stops_the_study_before_it_starts_naming_what_is_missing(pr
     (("--table", "table1", "--params", "presets/ptb-lstm.yaml"),
      "error: --table runs the presets its rows name; give --table or --params, not both"),
     (("--rows", "WRN-28-1"), "error: --rows selects rows of a --table"),
+    (("--table", "all", "--rows", "WRN-28-1"), "error: --rows: 'WRN-28-1': name the row as TABLE:ROW, TABLE "
+     "one of table1, table2, table5, table6"),
+    (("--table", "table1,table2", "--name", "mine"), "error: --name: several tables are each named after "
+     "their table (as `stages.aggregate --table` reads them); give --name with one table only"),
 ])
 def test_a_wrong_table_or_row_is_one_line(project: Path, arguments: tuple[str, ...], message: str) -> None:
     result = dry_run(project, *arguments)
