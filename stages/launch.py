@@ -15,6 +15,7 @@ import dataclasses
 import math
 import os
 import time
+from collections import Counter
 from pathlib import Path
 
 from ban.core.config import Params
@@ -52,9 +53,11 @@ def main(argv: list[str]) -> None:
     jobs = without_finished(plan.jobs, finished)
     shared = [job.stage for job in jobs if not job.is_experiment]
     settings = dataclasses.replace(settings, shared_stages=tuple(sorted(set(shared))))
+    counted = ", ".join(f"{stage} x{count}" if count > 1 else stage
+                        for stage, count in Counter(shared).items())
     print(f"study {name}: {len(experiments) + len(plan.rejected)} experiments of commit "
           f"{settings.commit[:12]} ({len(plan.rejected)} refused), {len(shared)} shared stages run once"
-          f"{': ' + ', '.join(shared) if shared else ''}; logs in {settings.log_dir}", flush=True)
+          f"{': ' + counted if shared else ''}; logs in {settings.log_dir}", flush=True)
     if finished:
         print("finished before (in the git remote), not run again:", ", ".join(sorted(finished)), flush=True)
     left = {job.name: plan.params[job.name] for job in jobs if job.is_experiment}

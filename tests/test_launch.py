@@ -283,7 +283,7 @@ def test_every_experiment_runs_and_is_reported_as_it_ends(study: Study) -> None:
     assert study.result.returncode == 0, study.result.stdout + study.result.stderr
     lines = study.result.stdout.splitlines()
     assert lines[0].startswith("study ref: 4 experiments of commit")
-    assert "3 shared stages run once: prepare, teacher, teacher" in lines[0]
+    assert "3 shared stages run once: prepare, teacher x2" in lines[0]
     finished = [line for line in lines if line.startswith("done   ref-")]
     assert len(finished) == 4
     for line in finished:  # name, overrides, headline metric of every network, time, and the counts

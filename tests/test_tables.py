@@ -151,6 +151,17 @@ def test_the_listing_shows_each_tables_rows_runs_and_cost_for_n_seeds() -> None:
                                    f"{readable(5 * sum(hours.values()))} |")
 
 
+def test_a_listing_read_in_part_ends_quietly() -> None:
+    """``python -m stages.tables | head -2``: the reader is gone before the listing is written (it takes
+    seconds to compute); no traceback, the exit code a shell gives a broken pipe."""
+    listing = subprocess.Popen([sys.executable, "-m", "stages.tables"], cwd=ROOT, env=environment(),
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    assert listing.stdout is not None
+    listing.stdout.close()
+    _, errors = listing.communicate(timeout=300)
+    assert (listing.returncode, errors) == (141, b"")
+
+
 # --- aggregation -------------------------------------------------------------------------------------
 
 
