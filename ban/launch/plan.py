@@ -119,9 +119,13 @@ def plan_study(root: Path, experiments: list[Experiment], commit: str = "HEAD") 
     accepted, rejected = [], []
     stages: dict[str, list[Stage]] = {}
     params: dict[str, Params] = {}
+    bases: dict[str, bytes] = {}  # each params file read once from the commit, whatever the experiments
     with scratch_repository(root, commit) as scratch:
         for experiment in experiments:
-            base = committed(root, commit, Path(experiment.params_file or PARAMS))
+            path = experiment.params_file or str(PARAMS)
+            if path not in bases:
+                bases[path] = committed(root, commit, Path(path))
+            base = bases[path]
             try:
                 stages[experiment.name], params[experiment.name] = resolve_stages(scratch, base,
                                                                                   experiment.overrides)
