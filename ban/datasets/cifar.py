@@ -81,9 +81,9 @@ def _cifar_error(
     reason = f"{type(error).__name__}: {error}"
     if download:
         return f"could not download or read {name} in {root}/ ({reason}): {fetch} by hand"
-    missing = [file for file in _cifar_files(dataset_class) if not (folder / file).is_file()]
-    if missing:
-        return f"{name} not found: {folder}/ lacks {', '.join(missing)}; {fetch}, or set data.download: true"
+    absent = _absent_files(dataset_class, root)
+    if absent:
+        return f"{name} not found: {folder}/ lacks {', '.join(absent)}; {fetch}, or set data.download: true"
     if verify:
         return (
             f"{name} files in {folder}/ do not match the official checksums: {fetch} again "
@@ -96,9 +96,13 @@ def missing(data: DataConfig, root: Path) -> str | None:
     if data.download:
         return None
     dataset_class = cifar_class(data.name)
+    absent = _absent_files(dataset_class, root)
+    return f"{root / dataset_class.base_folder}/ lacks {', '.join(absent)}" if absent else None
+
+
+def _absent_files(dataset_class: type[CIFAR10], root: Path) -> list[str]:
     folder = root / dataset_class.base_folder
-    absent = [file for file in _cifar_files(dataset_class) if not (folder / file).is_file()]
-    return f"{folder}/ lacks {', '.join(absent)}" if absent else None
+    return [file for file in _cifar_files(dataset_class) if not (folder / file).is_file()]
 
 
 def _cifar_files(dataset_class: type[CIFAR10]) -> list[str]:

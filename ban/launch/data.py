@@ -32,8 +32,12 @@ def check_data(repository: Path, experiments: dict[str, Params]) -> None:
 def data_problems(repository: Path, experiments: dict[str, Params]) -> dict[str, list[str]]:
     """Each problem (one line) with the experiments it would stop; empty when all can read their data."""
     problems: dict[str, list[str]] = {}
+    found: dict[str, str | None] = {}  # by data settings: a grid's experiments mostly share them
     for name, params in experiments.items():
-        problem = _problem(repository, params)
+        key = repr(params.data)
+        if key not in found:
+            found[key] = _problem(repository, params)
+        problem = found[key]
         if problem:
             problems.setdefault(problem, []).append(name)
     return problems
