@@ -10,9 +10,8 @@ from __future__ import annotations
 
 import argparse
 
-from ban.core.config import Params
 from ban.core.errors import ConfigError
-from ban.presets import estimated_gpu_hours, network_costs
+from ban.presets import NetworkCost, estimated_gpu_hours, network_costs
 from ban.tables import Table, check_cells, load_tables, table_named
 from stages.cli import run
 from stages.preset import readable, sizes
@@ -45,11 +44,12 @@ def overview(seeds: int) -> str:
 def rows_and_runs(table: Table, seeds: int) -> str:
     """The table's rows (the paper's parameter count beside ours) and its runs with their cost."""
     params = check_cells(table)
+    costs = {run_id: network_costs(chain, count_flops=False) for run_id, chain in params.items()}
     lines = [f"# {table.title} (`{table.name}`)", "",
              "| row | columns | runs | parameters (paper) | parameters (ours) |", "|---|---|---|---|---|"]
     for row in table.rows:
         first = row.cells[0]
-        ours = _parameters(params[first.run], first.network)
+        ours = _parameters(costs[first.run], first.network)
         paper = "-" if row.parameters is None else f"{row.parameters:g}M"
         runs = ", ".join(dict.fromkeys(cell.run for cell in row.cells))
         lines.append(f"| {row.name} | {len(row.cells)} | {runs} | {paper} | {ours} |")
@@ -59,18 +59,18 @@ def rows_and_runs(table: Table, seeds: int) -> str:
     for run_id, spec in table.runs.items():
         hours = estimated_gpu_hours(params[run_id])
         total += hours * seeds
-        costs = network_costs(params[run_id], count_flops=False)
         lines.append(f"| {run_id} | {spec.preset} | {' '.join(spec.overrides) or '-'} | "
-                     f"{len(costs)}: {sizes(costs)} | {readable(hours)} | {readable(hours * seeds)} |")
+                     f"{len(costs[run_id])}: {sizes(costs[run_id])} | {readable(hours)} | "
+                     f"{readable(hours * seeds)} |")
     lines += ["", f"{len(table.runs) * seeds} experiments, about {readable(total)} H100-hours for {seeds} "
               "seeds (estimated from FLOPs, as `python -m stages.preset --list`): "
               f"`python -m stages.launch --table {table.name} -S 'seed=range(0,{seeds})'`"]
     return "\n".join(lines)
 
 
-def _parameters(params: Params, network: str) -> str:
+def _parameters(costs: list[NetworkCost], network: str) -> str:
     """The count of ``network``'s parameters in millions; "-" for an ensemble."""
-    counts = {cost.generation: cost.parameters for cost in network_costs(params, count_flops=False)}
+    counts = {cost.generation: cost.parameters for cost in costs}
     return f"{counts[network] / 1e6:.2f}M" if network in counts else "-"
 
 
