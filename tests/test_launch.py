@@ -12,6 +12,7 @@ every study no Ray process of the launcher's is left.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -39,7 +40,6 @@ STUDY = {"data": {"train_subset": None}, "model": {"arch": "resnet", "depth": 8,
          "train": {"epochs": 4, "batch_size": 64, "device": "cpu", "precision": "fp32"},
          "students": {"gen1": {"teacher": "gen0"}}}
 GRID = ["-S", "seed=range(0,2)", "-S", "kd.mode=ban,cwtm"]
-RAY_DAEMONS = ("raylet", "gcs_server", "dashboard", "ray::")
 RAY = str(Path(sys.executable).parent / "ray")
 # The head declares a node dead after 3 missed health checks a second apart, not Ray's default of about
 # half a minute: a lost node's job is retried that much sooner (Ray's own settings, read by the GCS).
@@ -60,10 +60,11 @@ class Cluster:
     address: str
     home: Path  # HOME of the cluster's processes: ray get-auth-token --generate put the token there
     temp_dir: Path
+    client_temp_dir: Path  # the launchers' RAY_TMPDIR: a Ray instance one started would live there
 
     def env(self) -> dict[str, str]:
         """A client's environment: token authentication, with the cluster's token."""
-        return dict(environment(), RAY_AUTH_MODE="token",
+        return dict(environment(), RAY_AUTH_MODE="token", RAY_TMPDIR=str(self.client_temp_dir),
                     RAY_AUTH_TOKEN_PATH=str(self.home / ".ray" / "auth_token"))
 
     def start(self, *arguments: str, env: dict[str, str]) -> None:
@@ -76,19 +77,12 @@ class Cluster:
     def join(self) -> None:
         """Start a worker node, as on another host: ``ray start --address`` with the token's mode set."""
         nodes = len(self.raylets())
-        self.start("--address", self.address, env=self.env())
+        node_env = {key: value for key, value in self.env().items() if key != "RAY_TMPDIR"}  # a launcher's
+        self.start("--address", self.address, env=node_env)
         assert len(self.raylets()) == nodes + 1
 
     def processes(self) -> set[psutil.Process]:
-        found = set()
-        for process in psutil.process_iter(["pid", "cmdline"]):
-            if process.pid != os.getpid() and str(self.temp_dir) in " ".join(process.info["cmdline"] or []):
-                found.add(process)
-                try:
-                    found.update(process.children(recursive=True))
-                except psutil.Error:
-                    continue
-        return found
+        return processes_naming(self.temp_dir)
 
     def raylets(self) -> list[psutil.Process]:
         found = []
@@ -111,7 +105,8 @@ def cluster() -> Iterator[Cluster]:
     the module's tests."""
     root = Path(tempfile.mkdtemp(prefix="ban-ray-"))  # short: Ray's socket paths must fit 107 characters
     port = free_port()
-    cluster = Cluster(f"127.0.0.1:{port}", root / "home", root / "ray")
+    cluster = Cluster(f"127.0.0.1:{port}", root / "home", root / "ray", root / "client")
+    cluster.client_temp_dir.mkdir()
     subprocess.run([RAY, "get-auth-token", "--generate"], env=dict(environment(), HOME=str(cluster.home)),
                    check=True, capture_output=True)
     try:
@@ -158,15 +153,23 @@ def experiment_metrics(project: Path) -> dict[tuple[int, str], dict]:
     return found
 
 
-def ray_processes(cluster: Cluster) -> set[int]:
-    """Ray processes on this host that are not the cluster's (the launcher's own, or another's)."""
-    theirs = {process.pid for process in cluster.processes()}
+def processes_naming(folder: Path) -> set[psutil.Process]:
+    """The processes whose command line names ``folder`` (a Ray instance's temporary folder), and theirs."""
     found = set()
-    for process in psutil.process_iter(["pid", "name", "cmdline"]):
-        text = " ".join(process.info["cmdline"] or []) + (process.info["name"] or "")
-        if any(name in text for name in RAY_DAEMONS) and process.info["pid"] not in theirs:
-            found.add(process.info["pid"])
+    for process in psutil.process_iter(["pid", "cmdline"]):
+        if process.pid != os.getpid() and str(folder) in " ".join(process.info["cmdline"] or []):
+            found.add(process)
+            try:
+                found.update(process.children(recursive=True))
+            except psutil.Error:
+                continue
     return found
+
+
+def launcher_ray_processes(cluster: Cluster) -> set[psutil.Process]:
+    """Ray processes the launchers started: a local instance in their own temporary folder. (Other tests
+    may run Ray instances of their own at the same time.)"""
+    return processes_naming(cluster.client_temp_dir)
 
 
 def remotes(tmp_path: Path, project: Path, name: str) -> tuple[Path, Path]:
@@ -184,14 +187,13 @@ def command(address: str, git_remote: Path, dvc_remote: Path, work: Path, name: 
 
 def launch(cluster: Cluster, project: Path, git_remote: Path, dvc_remote: Path, work: Path, name: str,
            *grid: str, watches: tuple[threading.Thread, ...] = ()) -> subprocess.CompletedProcess[str]:
-    before = ray_processes(cluster)
     for watch in watches:
         watch.start()
     result = subprocess.run(command(cluster.address, git_remote, dvc_remote, work, name, *grid), cwd=project,
                             env=cluster.env(), capture_output=True, text=True, timeout=900)
     for watch in watches:
         watch.join(timeout=60)
-    assert ray_processes(cluster) <= before, "the launcher left Ray processes running"
+    assert not launcher_ray_processes(cluster), "the launcher left Ray processes running"
     return result
 
 
@@ -402,7 +404,6 @@ def test_ctrl_c_cancels_the_study_and_leaves_no_half_written_results(cluster: Cl
                                                                      tmp_path: Path) -> None:
     project = make_project(tmp_path / "project", STUDY)
     git_remote, dvc_remote = remotes(tmp_path, project, "cancelled")
-    before = ray_processes(cluster)
     launcher = subprocess.Popen(command(cluster.address, git_remote, dvc_remote, tmp_path / "work", "cancel",
                                         *GRID),
                                 cwd=project, env=cluster.env(), text=True, stdout=subprocess.PIPE,
@@ -415,7 +416,7 @@ def test_ctrl_c_cancels_the_study_and_leaves_no_half_written_results(cluster: Cl
     out, error = launcher.communicate(timeout=180)
     assert launcher.returncode == 130, out + error
     assert "cancelling the study" in out
-    assert ray_processes(cluster) <= before
+    assert not launcher_ray_processes(cluster)
     assert not [process for process in psutil.process_iter(["cwd"])
                 if process.info["cwd"] and str(tmp_path / "work") in process.info["cwd"]]
     assert run(project, "git", "ls-remote", str(git_remote), "refs/exps/*").stdout == ""
@@ -430,22 +431,35 @@ def test_a_killed_launcher_relaunched_runs_only_what_is_left(cluster: Cluster, s
     """The launcher SIGKILLed once an experiment is pushed and another has saved an epoch of its student;
     the same command again does not run the pushed experiment, resumes the interrupted one from its saved
     epoch, and ends with every experiment in the git remote. The teacher comes from the first study's
-    run-cache: it trains in neither launch."""
+    run-cache: it trains in neither launch.
+
+    The interrupted student is paused from the moment it is chosen until its ``dvc`` has died with the
+    launcher: Ray takes a moment to end a dead launcher's jobs, and a student left to run that long could
+    finish its last epoch first, leaving nothing to resume."""
     work = tmp_path / "work"
     grid = ["-S", "seed=0", "-S", "kd.mode=ban,cwtm,dkpp", "-S", "kd.temperature=2"]
     again = command(cluster.address, study.git_remote, study.dvc_remote, work, "again", *grid)
     launcher = subprocess.Popen(again, cwd=study.project, env=cluster.env(), stdout=subprocess.DEVNULL,
                                 stderr=subprocess.DEVNULL)
-    deadline, interrupted = time.monotonic() + 600, None
-    while interrupted is None:
+    deadline, interrupted, student = time.monotonic() + 600, None, None
+    while student is None:
         assert launcher.poll() is None and time.monotonic() < deadline
         pushed = run(study.project, "git", "ls-remote", str(study.git_remote), "refs/exps/*").stdout
         if "/again-" in pushed:
-            saved = [saved_an_epoch(process, work, "gen1") for process in trainings("gen1")]
-            interrupted = next((name for name in saved if name and name not in pushed), None)
+            saved = [(saved_an_epoch(process, work, "gen1"), process) for process in trainings("gen1")]
+            interrupted, student = next(((name, process) for name, process in saved
+                                         if name and name not in pushed), (None, None))
         time.sleep(0.1)
+    with contextlib.suppress(psutil.NoSuchProcess):
+        student.suspend()
+        parent = student.ppid()
     launcher.kill()
     launcher.wait()
+    with contextlib.suppress(psutil.NoSuchProcess):
+        while student.ppid() == parent:  # its dvc is killed with the launcher's job; then its SIGTERM waits
+            assert time.monotonic() < deadline
+            time.sleep(0.1)
+        student.resume()  # acts on the SIGTERM: saves its epoch and stops
     first = set(re.findall(r"/(again-\S+)$", pushed, re.MULTILINE))
     result = subprocess.run(again, cwd=study.project, env=cluster.env(), capture_output=True, text=True,
                             timeout=900)

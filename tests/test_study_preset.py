@@ -48,7 +48,8 @@ def test_a_small_version_runs_end_to_end_through_dvc_exp_run(tmp_path: Path) -> 
     project = make_project(tmp_path / "project", fast=False, extra=("presets",))
     run(project, "python", "-m", "stages.preset", "study-cifar10-32")
     result = run(project, "dvc", "exp", "run", "-S", f"data.root={images}", "-S", "data.train_subset=200",
-                 "-S", "data.validation=50", "-S", "train.epochs=1", "-S", "train.eval_every=1")
+                 "-S", "data.validation=50", "-S", "train.epochs=1", "-S", "train.eval_every=1",
+                 "-S", "model.depth=8", "-S", "model.width=4")  # the preset's chain, a tiny network
     assert stages_run(result.stdout) == ["prepare", "teacher", "student@gen1", "student@gen2",
                                          "student@banl", "student@control", "ensemble", "evaluate"]
     summary = json.loads((project / "metrics/summary.json").read_text())

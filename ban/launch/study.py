@@ -108,8 +108,9 @@ def run_on_ray(jobs: list[Job], settings: Settings, resources: Resources, addres
     each experiment's ``train`` settings, to check its GPUs."""
     runtime_env = {"py_modules": [str(PACKAGE)], "env_vars": {"DVC_NO_ANALYTICS": "1"}}
     try:
-        ray.init(address=address, runtime_env=runtime_env, include_dashboard=False, log_to_driver=False,
-                 configure_logging=False)
+        # "local", not None: Ray would join the cluster a `ray start` on this host left in its temp folder
+        ray.init(address=address or "local", runtime_env=runtime_env, include_dashboard=False,
+                 log_to_driver=False, configure_logging=False)
     except (ConnectionError, RuntimeError, ray.exceptions.RayError) as error:
         raise BanError(f"Ray: {str(error).strip().splitlines()[0]}") from None
     for signum in (signal.SIGINT, signal.SIGTERM):  # after ray.init, which installs handlers of its own
