@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import math
 from pathlib import Path
 
 import pytest
@@ -130,6 +131,22 @@ def test_step_schedule_multiplies_at_milestones() -> None:
     assert rates == pytest.approx([0.05, 0.05, 0.025, 0.025])
 
 
+def test_onecycle_rises_from_a_25th_over_30_percent_of_the_epochs_then_falls_along_a_cosine() -> None:
+    """10 epochs at base rate 0.1: epoch 1 at 0.004, up by 0.032 an epoch to 0.1 at epoch 4, then half a
+    cosine over the 7 epochs left towards 0.1 / 25 / 10,000 (from PyTorch's OneCycleLR defaults)."""
+    train = TrainConfig(epochs=10, schedule=ScheduleConfig(name="onecycle"))
+    optimizer = torch.optim.SGD([nn.Parameter(torch.zeros(1))], lr=train.optimizer.lr)
+    cycle = make_schedule(optimizer, train)
+    rates = [optimizer.param_groups[0]["lr"]]
+    for _ in range(9):
+        cycle.step({})
+        rates.append(optimizer.param_groups[0]["lr"])
+    end = 0.004 / 1e4
+    falling = [end + (0.1 - end) * 0.5 * (1 + math.cos(math.pi * k / 7)) for k in (1, 2, 3, 4, 5, 6)]
+    assert rates == pytest.approx([0.004, 0.036, 0.068, 0.1, *falling])
+    assert train.optimizer.lr == 0.1 and rates[-1] < 0.01
+
+
 def test_plateau_decays_unless_validation_perplexity_improves_enough() -> None:
     plateau, optimizer = schedule("plateau", gamma=0.5, min_improvement=0.5)
     for perplexity in (100.0, 99.0, 99.8, 90.0):  # first epoch; improved by 1; got worse; improved by 9.8
@@ -141,7 +158,7 @@ def test_plateau_decays_unless_validation_perplexity_improves_enough() -> None:
 
 @pytest.mark.parametrize(("train", "has_validation", "error"), [
     ({"schedule": {"name": "cosin"}}, True,
-     "train.schedule.name: unknown schedule 'cosin'; valid: constant, cosine, plateau, step"),
+     "train.schedule.name: unknown schedule 'cosin'; valid: constant, cosine, onecycle, plateau, step"),
     ({"schedule": {"name": "plateau"}, "eval_every": 2}, True,
      "train.eval_every: the plateau schedule decides after every epoch on the validation split; set it to 1 "
      "(got 2)"),
@@ -158,7 +175,7 @@ def test_a_schedule_is_checked_by_its_registry_entry(train: dict, has_validation
 
 def test_the_schedules_are_the_modules_of_their_package() -> None:
     modules = {path.stem for path in Path(schedules.__file__).parent.glob("*.py")} - {"__init__"}
-    assert SCHEDULES.names() == sorted(modules) == ["constant", "cosine", "plateau", "step"]
+    assert SCHEDULES.names() == sorted(modules) == ["constant", "cosine", "onecycle", "plateau", "step"]
 
 
 def test_batches_cover_the_training_set_once_per_epoch(domain: ImageDomain) -> None:

@@ -24,13 +24,17 @@ class EpochSchedule:
         self.schedule = schedule_of(train)
         self.optimizer, self.settings, self.epochs = optimizer, train.schedule, train.epochs
         self.base_lr = train.optimizer.lr
-        self.lr = self.base_lr
         self.epoch = 0
         self.memory: dict[str, float] = {}  # what a schedule carries from epoch to epoch (saved with it)
+        self.lr = self.schedule.initial(self) if self.schedule.initial else self.base_lr
+        self._apply()
 
     def step(self, evaluation: dict[str, dict[str, float]]) -> None:
         self.epoch += 1
         self.lr = self.schedule.rate(self, evaluation)
+        self._apply()
+
+    def _apply(self) -> None:
         for group in self.optimizer.param_groups:
             group["lr"] = self.lr
 
@@ -39,8 +43,7 @@ class EpochSchedule:
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.lr, self.epoch, self.memory = state["lr"], state["epoch"], dict(state["memory"])
-        for group in self.optimizer.param_groups:
-            group["lr"] = self.lr
+        self._apply()
 
 
 def _no_check(train: TrainConfig, has_validation: bool) -> None:
@@ -54,6 +57,7 @@ class Schedule:
     rate: Callable[[EpochSchedule, dict[str, dict[str, float]]], float]  # the learning rate after an epoch
     # raises ConfigError for settings it cannot follow; has_validation: the data holds a validation split
     check: Callable[[TrainConfig, bool], None] = field(default=_no_check)
+    initial: Callable[[EpochSchedule], float] | None = None  # the first epoch's rate, if not the base rate
 
 
 SCHEDULES: Registry[Schedule] = Registry("schedule", "ban.training.schedules")
