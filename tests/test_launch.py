@@ -215,6 +215,25 @@ def saved_an_epoch(process: psutil.Process, work: Path, generation: str) -> str 
     return name if saved and not name.startswith("shared-") else None  # an experiment, not a shared stage
 
 
+def pause_mid_training(work: Path, generation: str, pushed: str) -> tuple[str, psutil.Process] | None:
+    """A training of ``generation`` for an experiment not in ``pushed`` that has saved an epoch and not
+    ended its last, paused (SIGSTOP) so that it stays so; None while there is none."""
+    last = f"{generation} epoch {STUDY['train']['epochs']:3d}/{STUDY['train']['epochs']}"
+    for process in trainings(generation):
+        name = saved_an_epoch(process, work, generation)
+        if not name or name in pushed:
+            continue
+        try:
+            process.suspend()
+        except psutil.NoSuchProcess:
+            continue
+        time.sleep(0.5)  # the job copies the lines the stage printed before the pause to its log
+        if last not in next(work.glob(f"*/logs/{name}.log")).read_text():
+            return name, process
+        process.resume()
+    return None
+
+
 def lose(node: psutil.Process) -> None:
     """SIGKILL a node's raylet and every process under it, as when its host goes away: a raylet killed
     alone leaves its stage processes running on, as orphans that may finish and tidy up the state."""
@@ -441,18 +460,15 @@ def test_a_killed_launcher_relaunched_runs_only_what_is_left(cluster: Cluster, s
     again = command(cluster.address, study.git_remote, study.dvc_remote, work, "again", *grid)
     launcher = subprocess.Popen(again, cwd=study.project, env=cluster.env(), stdout=subprocess.DEVNULL,
                                 stderr=subprocess.DEVNULL)
-    deadline, interrupted, student = time.monotonic() + 600, None, None
-    while student is None:
+    deadline, paused = time.monotonic() + 600, None
+    while paused is None:
         assert launcher.poll() is None and time.monotonic() < deadline
         pushed = run(study.project, "git", "ls-remote", str(study.git_remote), "refs/exps/*").stdout
         if "/again-" in pushed:
-            saved = [(saved_an_epoch(process, work, "gen1"), process) for process in trainings("gen1")]
-            interrupted, student = next(((name, process) for name, process in saved
-                                         if name and name not in pushed), (None, None))
+            paused = pause_mid_training(work, "gen1", pushed)
         time.sleep(0.1)
-    with contextlib.suppress(psutil.NoSuchProcess):
-        student.suspend()
-        parent = student.ppid()
+    interrupted, student = paused
+    parent = student.ppid()
     launcher.kill()
     launcher.wait()
     with contextlib.suppress(psutil.NoSuchProcess):
@@ -460,7 +476,9 @@ def test_a_killed_launcher_relaunched_runs_only_what_is_left(cluster: Cluster, s
             assert time.monotonic() < deadline
             time.sleep(0.1)
         student.resume()  # acts on the SIGTERM: saves its epoch and stops
+    pushed = run(study.project, "git", "ls-remote", str(study.git_remote), "refs/exps/*").stdout
     first = set(re.findall(r"/(again-\S+)$", pushed, re.MULTILINE))
+    assert interrupted not in first
     result = subprocess.run(again, cwd=study.project, env=cluster.env(), capture_output=True, text=True,
                             timeout=900)
     assert result.returncode == 0, result.stdout + result.stderr

@@ -48,7 +48,7 @@ TINY = {  # each architecture's smallest useful size
 }
 QUICK = {"epochs": 1, "batch_size": 32, "eval_batch_size": 500, "device": "cpu", "precision": "fp32"}
 QUICK_TEXT = {**QUICK, "batch_size": 4, "bptt": 10}
-ROWS = {"table1": ("DenseNet-112-33",), "table2": ("DenseNet-112-33",), "table5": ("WRN-1-1",)}  # or all
+ROWS = {"table1": ("DenseNet-112-33",), "table2": ("DenseNet-112-33",), "table5": ("WRN-1-1",)}  # others: all
 
 
 def miniature(preset: dict[str, Any]) -> dict[str, Any]:
