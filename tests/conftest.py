@@ -3,7 +3,6 @@ import sys
 from pathlib import Path
 
 import pytest
-import torch
 
 sys.path.insert(0, str(Path(__file__).parent))
 
@@ -26,13 +25,6 @@ def reproduced_chain(tmp_path_factory: pytest.TempPathFactory) -> Reproduced:
     """The test chain after its first ``dvc repro``, committed: modules that need a finished chain copy
     it (``Reproduced.copy``) instead of training their own."""
     return reproduce_chain(tmp_path_factory.mktemp("reproduced") / "project")
-
-
-def pytest_configure(config: pytest.Config) -> None:
-    """In a pytest-xdist worker (one per core), torch computes on one thread: a second one would only
-    spin against the other workers' processes."""
-    if os.environ.get("PYTEST_XDIST_WORKER"):
-        torch.set_num_threads(1)
 
 
 def pytest_xdist_auto_num_workers(config: pytest.Config) -> int:
