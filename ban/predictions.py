@@ -45,8 +45,10 @@ class Predictions:
 @dataclass
 class GenerationMetrics:
     """What ``metrics/<generation>.json`` holds: the network's size, how long it trained, its final
-    figures per split (``test_error``, ``test_nll``, ...; ``train_error`` from its last epoch), and the
-    precision and device it trained with, so that numbers made elsewhere are never compared blind."""
+    figures per split (``test_error``, ``test_nll``, ...; ``train_error`` from its last epoch), the
+    precision and device it trained with, so that numbers made elsewhere are never compared blind, and
+    for a student its teacher's mean probability of the true class on the last epoch's training batches
+    (how much dark knowledge its targets leave: near 1 they are one-hot), so studies record it."""
 
     params: int
     epochs: int
@@ -54,17 +56,19 @@ class GenerationMetrics:
     splits: dict[str, float]
     precision: str
     device: str
+    teacher_true_prob: float | None = None
 
     def to_dict(self) -> dict[str, Any]:
+        teacher = {} if self.teacher_true_prob is None else {"teacher_true_prob": self.teacher_true_prob}
         return {"params": self.params, "epochs": self.epochs, "train_error": self.train_error, **self.splits,
-                "precision": self.precision, "device": self.device}
+                **teacher, "precision": self.precision, "device": self.device}
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> GenerationMetrics:
-        named = {"params", "epochs", "train_error", "precision", "device"}
+        named = {"params", "epochs", "train_error", "precision", "device", "teacher_true_prob"}
         return cls(data["params"], data["epochs"], data["train_error"],
                    {key: value for key, value in data.items() if key not in named}, data["precision"],
-                   data["device"])
+                   data["device"], data.get("teacher_true_prob"))
 
 
 @dataclass

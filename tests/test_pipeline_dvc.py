@@ -55,6 +55,10 @@ def test_students_learn_from_their_teacher(project: Path) -> None:
     assert "analysis/teacher_max_prob" in gen1["history"][-1]
     gen0 = torch.load(project / "preds/gen0.pt", weights_only=True)
     assert not any(key.startswith("analysis/") for key in gen0["history"][-1])
+    # the teacher's confidence on the true class, last epoch, is in the metrics studies record
+    metrics = {name: json.loads((project / f"metrics/{name}.json").read_text()) for name in ("gen0", "gen1")}
+    assert metrics["gen1"]["teacher_true_prob"] == gen1["history"][-1]["analysis/teacher_true_prob"]
+    assert "teacher_true_prob" not in metrics["gen0"]
 
 
 def test_second_repro_does_nothing(project: Path) -> None:

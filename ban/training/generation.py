@@ -209,7 +209,8 @@ def write_outputs(splits: dict[str, Predictions], trainer: Trainer, generation: 
         figures.update(task.split_metrics(split, predictions.error, predictions.nll))
     last_train_error = history[-1][history_name("train", "error")]
     metrics = GenerationMetrics(count_parameters(model), len(history), last_train_error, figures,
-                                trainer.precision, device_label(trainer.device))
+                                trainer.precision, device_label(trainer.device),
+                                history[-1].get(history_name("analysis", "teacher_true_prob")))
     save_model(model, model_path(name), generation=name, arch=generation.arch, options=generation.options,
                data_signature=domain.signature())
     save_torch(GenerationPredictions(name, generation.teacher, task.name, metrics, history, splits).to_dict(),
