@@ -3,6 +3,8 @@
 Not a pipeline stage: it reads every experiment (``dvc exp show --json``), groups them into variants by
 the params that differ, and writes to ``--out``: ``study.md`` (mean ± sd per network and variant, paired
 differences with a t-test and a Wilcoxon test), ``study.png``, and the same numbers as CSV files.
+``--name NAME`` keeps the experiments of the launch ``--name NAME``; ``--record FILE`` first merges them
+into a study's record, a file committed as a long study's experiments land, and aggregates the record.
 
 With ``--table NAME`` it reads the experiments ``python -m stages.launch --table NAME`` ran instead and
 writes the paper's table: ``table.md`` (each cell ours beside the paper's number), ``table.png`` and
@@ -20,6 +22,7 @@ from typing import Any
 import pandas as pd
 
 from ban.core.errors import BanError, ConfigError
+from ban.reporting.record import of_launch, update_record
 from ban.reporting.study import (
     TRAIN_ERROR,
     Run,
@@ -45,23 +48,33 @@ def main(argv: list[str]) -> None:
                         "reports/tables/<table>)")
     parser.add_argument("--table", help="one of the paper's tables (paper/tables.yaml), from the experiments "
                         "`python -m stages.launch --table` ran")
-    parser.add_argument("--name", help="with --table: the launch's --name (default: the table's name)")
+    parser.add_argument("--name", help="only the experiments of the launch `--name NAME` (named NAME-...); "
+                        "with --table, default: the table's name")
+    parser.add_argument("--record", type=Path, help="a study's record (a `dvc exp show --json` file, "
+                        "committed as experiments land): merge the launch's finished experiments into "
+                        "it, then aggregate the whole record")
     parser.add_argument("--all-commits", action="store_true",
                         help="experiments of every commit, not only of HEAD")
     parser.add_argument("--json", type=Path, help="read a saved `dvc exp show --json` instead of running it")
     args = parser.parse_args(argv)
-    if args.name and not args.table:
-        raise ConfigError("--name selects the experiments of a --table")
     table = table_named(args.table) if args.table else None
+    launch = args.name or (table.name if table else None)
+    if args.record and not launch:
+        raise ConfigError("--record keeps the experiments of one launch: give its --name")
     show = json.loads(args.json.read_text()) if args.json else exp_show(args.all_commits)
+    if launch:
+        show = of_launch(show, launch)
+    if args.record:
+        show, gained = update_record(args.record, show)
+        recorded = sum(len(baseline["experiments"]) for baseline in show)
+        print(f"{args.record}: {recorded} experiments, {len(gained)} new: {', '.join(gained) or '-'}",
+              file=sys.stderr)
     runs, skipped = finished_runs(show)
     if table:
-        study = args.name or table.name
-        unfinished = [name for name in skipped if name.startswith(f"{study}-")]
-        if unfinished:
-            print(f"not finished (queued, running or failed), left out: {', '.join(unfinished)}",
+        if skipped:
+            print(f"not finished (queued, running or failed), left out: {', '.join(skipped)}",
                   file=sys.stderr)
-        write_table(table, study, runs, args.out or Path("reports/tables") / table.name)
+        write_table(table, launch, runs, args.out or Path("reports/tables") / table.name)
         return
     if not runs:
         raise BanError("no finished experiment: queue some with `dvc exp run --queue -S 'seed=range(0,5)'` "

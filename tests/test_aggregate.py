@@ -22,7 +22,7 @@ import yaml
 from project import make_project, run
 from scipy import stats
 
-from ban.core.errors import BanError
+from ban.core.errors import BanError, ConfigError
 from ban.reporting.study import Run, comparisons, paired_tests, study_frame, summary, variant_labels
 from stages import aggregate
 
@@ -174,3 +174,51 @@ def test_a_student_with_kd_mode_none_trains_without_its_teacher(study: dict[str,
     # dvclive's summary is a DVC-cached output: read it from the experiment through DVC, not git.
     control = json.loads(dvc.api.read("dvclive/control/metrics.json", repo=str(project), rev=rev))
     assert "analysis" not in control and set(control["train"]) == {"loss", "error", "loss_label"}
+
+
+def shown(rev: str, *experiments: tuple[str, int, str]) -> dict[str, Any]:
+    """A baseline of ``dvc exp show --json`` with experiments (name, seed, executor state) of ``CHAIN``
+    (gen0, gen1 and a control) whose networks have test error 10 + seed."""
+    def experiment(name: str, seed: int, state: str) -> dict[str, Any]:
+        run = chain_run(name, seed)
+        metrics = {path: {"data": values} for path, values in run.metrics.items()}
+        data = {"timestamp": f"2026-01-0{seed + 1}", "params": {"params.yaml": {"data": run.params}},
+                "metrics": metrics}
+        return {"name": name, "executor": {"state": state}, "revs": [{"rev": f"{rev}{seed}", "data": data}]}
+    return {"rev": rev, "data": {}, "experiments": [experiment(*entry) for entry in experiments]}
+
+
+def test_a_record_gains_each_launchs_finished_experiments_as_they_land(tmp_path: Path,
+                                                                       capsys: pytest.CaptureFixture) -> None:
+    """Two sessions of one study on two commits: the record keeps the first's experiments, takes the
+    second's finished ones (a rerun replacing its earlier record), and the aggregate reads it whole."""
+    record, out = tmp_path / "reports/record.json", tmp_path / "study"
+    first = [shown("aaa", ("c-01-seed_0", 0, "success"), ("c-02-seed_1", 1, "running"),
+                   ("other-01", 2, "success"))]
+    second = [shown("aaa", ("c-01-seed_0", 0, "success")),
+              shown("bbb", ("c-01-seed_1", 1, "success"), ("c-02-seed_2", 2, "failed"))]
+    for show in (first, second):
+        (tmp_path / "show.json").write_text(json.dumps(show))
+        aggregate.main(["--json", str(tmp_path / "show.json"), "--name", "c", "--record", str(record),
+                        "--out", str(out)])
+    saved = json.loads(record.read_text())
+    assert [(b["rev"], [e["name"] for e in b["experiments"]]) for b in saved] == [
+        ("aaa", ["c-01-seed_0"]), ("bbb", ["c-01-seed_1"])]
+    logged = capsys.readouterr().err.splitlines()
+    assert f"{record}: 1 experiments, 1 new: c-01-seed_0" in logged
+    assert f"{record}: 2 experiments, 1 new: c-01-seed_1" in logged
+    frame = pd.read_csv(out / "runs.csv")
+    assert sorted(zip(frame["seed"], frame["name"], frame["test_error"], strict=True)) == [
+        (0, "control", 10.0), (0, "gen0", 10.0), (0, "gen1", 10.0),
+        (1, "control", 11.0), (1, "gen0", 11.0), (1, "gen1", 11.0)]
+
+
+def test_a_record_needs_the_launchs_name_and_refuses_a_file_that_is_not_one(tmp_path: Path) -> None:
+    show = tmp_path / "show.json"
+    show.write_text(json.dumps([shown("aaa", ("c-01-seed_0", 0, "success"))]))
+    with pytest.raises(ConfigError, match="--record keeps the experiments of one launch: give its --name"):
+        aggregate.main(["--json", str(show), "--record", str(tmp_path / "record.json")])
+    (tmp_path / "record.json").write_text('{"rev": "aaa"}')
+    with pytest.raises(BanError, match="record.json: not a study record .* a list of baselines expected"):
+        aggregate.main(["--json", str(show), "--name", "c", "--record", str(tmp_path / "record.json")])
+    assert (tmp_path / "record.json").read_text() == '{"rev": "aaa"}'

@@ -28,6 +28,7 @@ from ban.core.config import TEACHER, Params, params_from_mapping
 from ban.core.errors import BanError
 from ban.core.paths import metrics_path
 from ban.objectives import learns_from_teacher
+from ban.reporting.record import experiment_name, is_finished
 from ban.reporting.results import Kind, save_figure
 from ban.tasks import headline_metrics, metric_name
 
@@ -82,16 +83,14 @@ def finished_runs(show: list[dict[str, Any]]) -> tuple[list[Run], list[str]]:
     runs, skipped = [], []
     for baseline in show:
         for experiment in baseline.get("experiments") or []:
-            rev = experiment["revs"][0]
-            data = rev.get("data") or {}
-            name = experiment.get("name") or rev.get("name") or rev["rev"][:7]
-            params = data.get("params", {}).get("params.yaml", {}).get("data")
-            state = (experiment.get("executor") or {}).get("state", "success")
-            if state != "success" or rev.get("error") or not params:
+            name = experiment_name(experiment)
+            if not is_finished(experiment):
                 skipped.append(name)
                 continue
+            data = experiment["revs"][0]["data"]
             metrics = {path: entry["data"] for path, entry in (data.get("metrics") or {}).items()
                        if "data" in entry}
+            params = data["params"]["params.yaml"]["data"]
             runs.append(Run(name, data.get("timestamp") or "", params, metrics))
     return runs, skipped
 
