@@ -330,10 +330,10 @@ def _cell(table: pd.DataFrame, index: Any, metric: str) -> str:
 
 
 def _difference(row: Any) -> str:
-    return f"{mean_sd(row.mean, row.sd)} ({_p(row.t_test_p)}, {_p(row.wilcoxon_p)})"
+    return f"{mean_sd(row.mean, row.sd)} ({p_value(row.t_test_p)}, {p_value(row.wilcoxon_p)})"
 
 
-def _p(value: float) -> str:
+def p_value(value: float) -> str:
     if math.isnan(value):
         return "-"
     return "<0.001" if value < 0.001 else f"{value:.3f}"
