@@ -50,7 +50,7 @@ def main(argv: list[str]) -> None:
                         "`python -m stages.launch --table` ran")
     parser.add_argument("--name", help="only the experiments of the launch `--name NAME` (named NAME-...); "
                         "with --table, default: the table's name")
-    parser.add_argument("--record", type=Path, help="a study's record (a `dvc exp show --json` file, "
+    parser.add_argument("--record", type=Path, metavar="FILE", help="a study's record (a `dvc exp show --json` file, "
                         "committed as experiments land): merge the launch's finished experiments into "
                         "it, then aggregate the whole record")
     parser.add_argument("--all-commits", action="store_true",
