@@ -50,9 +50,10 @@ def main(argv: list[str]) -> None:
                         "`python -m stages.launch --table` ran")
     parser.add_argument("--name", help="only the experiments of the launch `--name NAME` (named NAME-...); "
                         "with --table, default: the table's name")
-    parser.add_argument("--record", type=Path, metavar="FILE", help="a study's record (a `dvc exp show --json` file, "
-                        "committed as experiments land): merge the launch's finished experiments into "
-                        "it, then aggregate the whole record")
+    parser.add_argument("--record", type=Path, metavar="FILE",
+                        help="a study's record (a `dvc exp show --json` file, committed as experiments "
+                        "land): merge the launch's finished experiments into it, then aggregate the "
+                        "whole record")
     parser.add_argument("--all-commits", action="store_true",
                         help="experiments of every commit, not only of HEAD")
     parser.add_argument("--json", type=Path, help="read a saved `dvc exp show --json` instead of running it")
