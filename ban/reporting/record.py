@@ -58,7 +58,9 @@ def read_record(path: Path) -> list[dict[str, Any]]:
         record = json.loads(path.read_text())
     except json.JSONDecodeError as error:
         raise BanError(f"{path}: not a study record (`dvc exp show --json`): {error}") from None
-    if not isinstance(record, list) or not all(isinstance(b, dict) and "rev" in b for b in record):
+    if not isinstance(record, list) or not all(isinstance(baseline, dict) and "rev" in baseline
+                                               and isinstance(baseline.get("experiments"), list)
+                                               for baseline in record):
         raise BanError(f"{path}: not a study record (`dvc exp show --json`): a list of baselines expected")
     return record
 

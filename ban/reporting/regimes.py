@@ -59,12 +59,12 @@ def regime_points(regime: Regime) -> pd.DataFrame:
     runs = runs[runs["variant"] == regime.variant]
     if not len(runs):
         raise BanError(f"{regime.study}/runs.csv: no variant {regime.variant!r}")
+    paired = paired[(paired["variant"] == regime.variant) & (paired["reference_variant"] == regime.variant)]
     rows = []
     for name, student in runs[runs["kind"] == Kind.STUDENT].groupby("name", sort=False):
         teacher = student["teacher"].iloc[0]
         probability = _teacher_true_prob(student, regime.teacher_true_prob.get(teacher))
-        within = (paired["variant"] == regime.variant) & (paired["reference_variant"] == regime.variant)
-        difference = paired[within & (paired["name"] == name) & (paired["reference"] == teacher)]
+        difference = paired[(paired["name"] == name) & (paired["reference"] == teacher)]
         if probability is None or not len(difference):
             continue
         teachers = runs[runs["name"] == teacher]
