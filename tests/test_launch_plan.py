@@ -130,9 +130,11 @@ def test_a_malformed_sweep_is_one_line(sweep: str) -> None:
     assert "\n" not in str(raised.value)
 
 
-def test_the_time_left_is_the_epochs_left_at_the_speed_so_far() -> None:
-    """Two experiments of 20 epochs after a shared teacher of 10: 15 epochs in 150 s, the teacher done,
-    leave 35 epochs, 350 s; a finished job counts for nothing left, whatever it reported."""
+def test_the_time_left_is_the_epochs_left_at_the_speed_between_epoch_ends() -> None:
+    """Two experiments of 20 epochs after a shared teacher of 10: the first epoch ends 10 minutes in (an
+    estimate from the start: 49 epochs of 10 minutes), 14 more in the next 140 s, the teacher done: now
+    the start-up does not count, 35 epochs left at 10 s, 350 s. A finished job counts for nothing left,
+    whatever it reported."""
     import time
 
     from ban.launch.jobs import JobResult
@@ -140,13 +142,28 @@ def test_the_time_left_is_the_epochs_left_at_the_speed_so_far() -> None:
 
     jobs = [Job("shared-teacher", (), "teacher", (), 10), Job("a", (), None, ("shared-teacher",), 20),
             Job("b", (), None, ("shared-teacher",), 20)]
-    estimate = Estimate(jobs, started=time.monotonic() - 150)
+    estimate = Estimate(jobs, started=time.monotonic() - 600)
     outcome = Outcome(results={"shared-teacher": JobResult("shared-teacher", (), ok=True, stage="teacher")})
+    estimate.observe({}, now=0.0)
+    estimate.observe({"shared-teacher": 1}, now=600.0)
     assert estimate(Outcome(), {}) == ""
+    assert estimate(Outcome(), {"shared-teacher": 1}) == " | 1 epochs trained, 49 to go: about 8.2 h left"
+    estimate.observe({"shared-teacher": 10, "a": 5}, now=740.0)
     left = estimate(outcome, {"shared-teacher": 10, "a": 5})
     assert left == " | 15 epochs trained, 35 to go: about 6 min left"
-    long = Estimate([Job("x", (), None, (), 100)], started=time.monotonic() - 3600)
-    assert long(Outcome(), {"x": 10}) == " | 10 epochs trained, 90 to go: about 9.0 h left"
+
+
+def test_a_pause_long_past_does_not_weigh_on_the_time_left() -> None:
+    """An epoch every 10 s, then a pause of 80 minutes (a stopped study, a lost node): right after it the
+    speed spans the pause; one epoch later only the last half hour's epochs count, 10 s each again."""
+    from ban.launch.study import Estimate, Outcome
+
+    estimate = Estimate([Job("x", (), None, (), 100)], window_s=1800.0)
+    for trained, now in [(1, 0.0), (2, 10.0), (3, 4810.0)]:
+        estimate.observe({"x": trained}, now=now)
+    assert estimate(Outcome(), {"x": 3}) == " | 3 epochs trained, 97 to go: about 129.3 h left"
+    estimate.observe({"x": 4}, now=4820.0)
+    assert estimate(Outcome(), {"x": 4}) == " | 4 epochs trained, 96 to go: about 16 min left"
 
 
 def test_stopping_a_job_command_waits_for_every_process_it_started() -> None:

@@ -16,6 +16,7 @@ import signal
 import socket
 import sys
 import time
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -35,6 +36,7 @@ PACKAGE = Path(__file__).resolve().parents[1]  # ban/: shipped to every worker
 MAX_RETRIES = 3
 POLL_S = 5.0
 REPORT_EVERY_S = 600.0  # a line with the counts and the time left, between the start and done lines
+SPEED_WINDOW_S = 1800.0  # the estimate's speed: epochs trained over the last half hour
 
 
 EPOCH_LINE = re.compile(r"^\S+ epoch +\d+/\d+ ")  # what a train stage prints after each epoch
@@ -61,19 +63,36 @@ class Progress:
 
 @dataclass
 class Estimate:
-    """The time left, from the epochs trained so far per second of the study (all jobs together)."""
+    """The time left: the epochs the plan has left at the study's recent speed, every job together.
+
+    The speed is measured between epoch ends over the last ``window_s`` seconds, so neither the start-up
+    (clones, data, imports) nor a pause or a lost node long past weighs on it; until two epochs have
+    ended, it is the epochs trained since the start."""
 
     jobs: list[Job]
+    window_s: float = SPEED_WINDOW_S
     started: float = field(default_factory=time.monotonic)
+    _seen: deque[tuple[float, int]] = field(default_factory=deque, init=False)  # (when, epochs trained)
+
+    def observe(self, epochs: dict[str, int], now: float | None = None) -> None:
+        trained, now = sum(epochs.values()), time.monotonic() if now is None else now
+        if trained and (not self._seen or trained > self._seen[-1][1]):
+            self._seen.append((now, trained))
+        while len(self._seen) > 2 and now - self._seen[0][0] > self.window_s:
+            self._seen.popleft()  # two samples stay: a speed, however old, until newer epochs give one
 
     def __call__(self, outcome: Outcome, epochs: dict[str, int]) -> str:
         trained = sum(epochs.values())
         if not trained:
             return ""
+        if len(self._seen) >= 2:
+            (first, trained_first), (last, trained_last) = self._seen[0], self._seen[-1]
+            seconds_per_epoch = (last - first) / (trained_last - trained_first)
+        else:
+            seconds_per_epoch = (time.monotonic() - self.started) / trained
         left = sum(max(job.epochs - epochs.get(job.name, 0), 0) for job in self.jobs
                    if job.name not in outcome.results)
-        seconds = left * (time.monotonic() - self.started) / trained
-        return f" | {trained} epochs trained, {left} to go: about {readable(seconds)} left"
+        return f" | {trained} epochs trained, {left} to go: about {readable(left * seconds_per_epoch)} left"
 
 
 def readable(seconds: float) -> str:
@@ -153,6 +172,7 @@ def run_study(jobs: list[Job], settings: Settings, resources: Resources, say: Ca
         while pending:
             done, pending = ray.wait(pending, num_returns=1, timeout=POLL_S)
             started, epochs = ray.get(progress.state.remote())
+            estimate.observe(epochs)
             for name, (host, attempt) in started.items():
                 if announced.get(name) != (host, attempt) and name not in outcome.results:
                     again = f" (attempt {attempt})" if attempt > 1 else ""
