@@ -10,6 +10,7 @@ import torch
 
 from ban.core.files import load_torch
 from ban.core.paths import predictions_path, stage_name
+from ban.tasks import TEACHER_TRUE_PROB
 
 
 @dataclass
@@ -59,16 +60,16 @@ class GenerationMetrics:
     teacher_true_prob: float | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        teacher = {} if self.teacher_true_prob is None else {"teacher_true_prob": self.teacher_true_prob}
+        teacher = {} if self.teacher_true_prob is None else {TEACHER_TRUE_PROB: self.teacher_true_prob}
         return {"params": self.params, "epochs": self.epochs, "train_error": self.train_error, **self.splits,
                 **teacher, "precision": self.precision, "device": self.device}
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> GenerationMetrics:
-        named = {"params", "epochs", "train_error", "precision", "device", "teacher_true_prob"}
+        named = {"params", "epochs", "train_error", "precision", "device", TEACHER_TRUE_PROB}
         return cls(data["params"], data["epochs"], data["train_error"],
                    {key: value for key, value in data.items() if key not in named}, data["precision"],
-                   data["device"], data.get("teacher_true_prob"))
+                   data["device"], data.get(TEACHER_TRUE_PROB))
 
 
 @dataclass

@@ -23,8 +23,7 @@ import yaml
 from ban.core.errors import BanError, ConfigError
 from ban.reporting.results import Kind, save_figure
 from ban.reporting.study import TRAIN_ERROR, mean_sd, p_value
-
-TEACHER_TRUE_PROB = "teacher_true_prob"
+from ban.tasks import TEACHER_TRUE_PROB
 
 
 @dataclass(frozen=True)
@@ -78,11 +77,11 @@ def regime_points(regime: Regime) -> pd.DataFrame:
 def _teacher_true_prob(student: pd.DataFrame, recorded: float | None) -> dict[str, Any] | None:
     measured = student[TEACHER_TRUE_PROB].dropna() if TEACHER_TRUE_PROB in student else pd.Series()
     if len(measured):
-        return {TEACHER_TRUE_PROB: measured.mean(), "teacher_true_prob_sd": measured.std(),
-                "teacher_true_prob_seeds": len(measured)}
+        return {TEACHER_TRUE_PROB: measured.mean(), f"{TEACHER_TRUE_PROB}_sd": measured.std(),
+                f"{TEACHER_TRUE_PROB}_seeds": len(measured)}
     if recorded is None:
         return None
-    return {TEACHER_TRUE_PROB: recorded, "teacher_true_prob_sd": math.nan, "teacher_true_prob_seeds": 1}
+    return {TEACHER_TRUE_PROB: recorded, f"{TEACHER_TRUE_PROB}_sd": math.nan, f"{TEACHER_TRUE_PROB}_seeds": 1}
 
 
 def regimes_markdown(points: pd.DataFrame) -> str:
@@ -105,7 +104,7 @@ def plot_regimes(points: pd.DataFrame, path: Path) -> None:
     regimes = points.groupby("regime", sort=False)
     for (regime, rows), colour in zip(regimes, plt.cm.tab10.colors, strict=False):
         axes.errorbar(rows[TEACHER_TRUE_PROB], rows["gain"], yerr=rows["gain_sd"],
-                      xerr=rows["teacher_true_prob_sd"].fillna(0), fmt="o", color=colour, capsize=3,
+                      xerr=rows[f"{TEACHER_TRUE_PROB}_sd"].fillna(0), fmt="o", color=colour, capsize=3,
                       label=regime)
         for row in rows.itertuples():
             axes.annotate(row.student, (row.teacher_true_prob, row.gain), textcoords="offset points",

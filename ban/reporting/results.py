@@ -13,7 +13,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import pandas as pd  # noqa: E402
 
 from ban.predictions import Predictions  # noqa: E402
-from ban.tasks import history_name  # noqa: E402
+from ban.tasks import TEACHER_TRUE_PROB, history_name  # noqa: E402
 
 
 def agreement(a: Predictions, b: Predictions) -> float:
@@ -92,7 +92,7 @@ def plot_analysis(histories: dict[str, list[dict[str, Any]]], path: Path) -> Non
     """
     analysis = {"true_class_grad": "true-class part |q* - p*|",
                 "dark_knowledge_grad": "dark-knowledge part ||q - p|| (other classes)",
-                "teacher_true_prob": "teacher's p* (true class)", "teacher_max_prob": "teacher's max p",
+                TEACHER_TRUE_PROB: "teacher's p* (true class)", "teacher_max_prob": "teacher's max p",
                 "cwtm_weight_std": "sd of N * CWTM weight"}
     panels = {history_name("analysis", name): title for name, title in analysis.items()}
     panels[history_name("train", "error")] = "training error (%)"

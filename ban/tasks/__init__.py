@@ -51,6 +51,10 @@ def history_name(group: str, figure: str) -> str:
     return f"{group}/{figure}"
 
 
+# A student's teacher's mean probability of the true class on the training batches: a figure of each
+# epoch's analysis and of the student's metrics; near 1 its targets are one-hot (no dark knowledge).
+TEACHER_TRUE_PROB = "teacher_true_prob"
+
 TASKS: Registry[Task] = Registry("task", "ban.tasks")
 
 

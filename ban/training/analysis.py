@@ -13,6 +13,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from ban.objectives.functional import confidence_weights, teacher_probs
+from ban.tasks import TEACHER_TRUE_PROB
 
 
 @torch.no_grad()
@@ -36,7 +37,7 @@ def gradient_decomposition(z: Tensor, t: Tensor, y: Tensor) -> dict[str, Tensor]
     return {
         "true_class_grad": grad.gather(1, true_index).abs().mean(),
         "dark_knowledge_grad": grad.scatter(1, true_index, 0.0).norm(dim=1).mean(),
-        "teacher_true_prob": p.gather(1, true_index).mean(),
+        TEACHER_TRUE_PROB: p.gather(1, true_index).mean(),
         "teacher_max_prob": p.amax(dim=1).mean(),
         "cwtm_weight_std": (weights * weights.numel()).std(correction=0),
     }

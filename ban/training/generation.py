@@ -24,7 +24,7 @@ from ban.data.prepared import TENSORS_FILE, load_prepared
 from ban.nets import build_model, count_parameters
 from ban.objectives import learns_from_teacher
 from ban.predictions import GenerationMetrics, GenerationPredictions, Predictions
-from ban.tasks import TASKS, history_name
+from ban.tasks import TASKS, TEACHER_TRUE_PROB, history_name
 from ban.training import interrupt
 from ban.training.checkpoint import load_model, save_model, unwrap
 from ban.training.closure import ROOT
@@ -210,7 +210,7 @@ def write_outputs(splits: dict[str, Predictions], trainer: Trainer, generation: 
     last_train_error = history[-1][history_name("train", "error")]
     metrics = GenerationMetrics(count_parameters(model), len(history), last_train_error, figures,
                                 trainer.precision, device_label(trainer.device),
-                                history[-1].get(history_name("analysis", "teacher_true_prob")))
+                                history[-1].get(history_name("analysis", TEACHER_TRUE_PROB)))
     save_model(model, model_path(name), generation=name, arch=generation.arch, options=generation.options,
                data_signature=domain.signature())
     save_torch(GenerationPredictions(name, generation.teacher, task.name, metrics, history, splits).to_dict(),
