@@ -16,9 +16,11 @@ import json
 import os
 import re
 import resource
+import shlex
 import shutil
 import signal
 import subprocess
+import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -170,6 +172,46 @@ def test_stop_before_the_first_epoch_says_there_is_nothing_to_resume():
     assert stopped_message("gen2", stop, 0, Path("state/gen2-0.pt")) == (
         "gen2: stopped by SIGTERM before the first epoch ended; run the same command to start again")
     assert Interrupted("stopped", stop.signum).exit_code == 143
+
+
+# A stage's stand-in: asks to stop with the process that ran it, says who its parent is, then waits.
+STAGE_WAITING = """
+import sys, time, psutil
+from ban.training import interrupt
+interrupt.install()
+interrupt.stop_with_parent()
+report = open(sys.argv[1], "w", buffering=1)
+report.write(f"parent {psutil.Process().parent().cmdline()[0]}\\n")
+try:
+    time.sleep(60)
+except interrupt.SignalReceived as stop:
+    report.write(f"stopped by {stop}\\n")
+"""
+
+
+@pytest.mark.parametrize("shell", ["/bin/sh", "/bin/bash"])
+def test_a_stage_stops_when_its_dvc_is_killed_whatever_shell_ran_it(shell, tmp_path):
+    """DVC runs a stage as ``$SHELL -c CMD``: bash becomes the stage, dash (Debian's /bin/sh, taken where
+    SHELL is unset) stays between and outlives a SIGKILLed ``dvc``. Either way the stage gets SIGTERM."""
+    report = tmp_path / "report.txt"
+    stage = shlex.join([sys.executable, "-c", STAGE_WAITING, str(report)])
+    runner = subprocess.Popen([sys.executable, "-c", "import subprocess, sys; subprocess.run(sys.argv[1:])",
+                               shell, "-c", stage], env=environment())
+    try:
+        deadline = time.monotonic() + 30
+        while not report.exists() or not report.read_text().endswith("\n"):
+            assert runner.poll() is None and time.monotonic() < deadline
+            time.sleep(0.05)
+        between = shell if shell == "/bin/sh" else sys.executable  # dash stays, bash execs the stage
+        assert report.read_text() == f"parent {between}\n"
+        runner.kill()
+        runner.wait()
+        while "stopped" not in report.read_text():
+            assert time.monotonic() < deadline, "the stage trains on after its dvc was killed"
+            time.sleep(0.05)
+        assert report.read_text().splitlines()[-1] == "stopped by SIGTERM"
+    finally:
+        runner.kill()
 
 
 @pytest.mark.slow

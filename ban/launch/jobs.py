@@ -231,7 +231,7 @@ class Runner:
         The command runs in a session of its own, so that stopping it reaches the stage processes
         DVC started: SIGTERM first (a train stage then saves its epoch and exits), SIGKILL if it
         lingers. If this worker dies, the command is killed with it, and the train stage, losing
-        its parent, saves its epoch and stops (``stop_with_parent``). Output is copied by a thread
+        its ``dvc``, saves its epoch and stops (``stop_with_parent``). Output is copied by a thread
         while this one waits in short steps, so that a cancellation is acted on at once, not at the
         command's next line of output.
         """

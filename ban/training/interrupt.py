@@ -8,10 +8,15 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import os
+import select
 import signal
 import sys
+import threading
 from collections.abc import Iterator
 from types import FrameType
+
+import psutil
 
 from ban.core.errors import BanError
 
@@ -46,10 +51,48 @@ PR_SET_PDEATHSIG = 1  # prctl(2): the signal this process gets when its parent d
 
 
 def stop_with_parent(signum: int = signal.SIGTERM) -> None:
-    """Get ``signum`` when the parent process dies (Linux), so that a stage whose ``dvc`` was killed
-    saves its epoch and stops instead of training on unseen; elsewhere nothing happens."""
-    if sys.platform.startswith("linux"):
-        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, int(signum), 0, 0, 0)
+    """Get ``signum`` when the process that ran this stage dies (Linux), so that a stage whose ``dvc`` was
+    killed saves its epoch and stops instead of training on unseen; elsewhere nothing happens.
+
+    DVC runs a stage's command as ``$SHELL -c CMD``. bash becomes the command; dash (``/bin/sh`` on
+    Debian, which DVC takes where SHELL is unset: containers, services, CI) stays between the two and
+    outlives a killed ``dvc``, so the process that ran the shell is watched as well."""
+    if not sys.platform.startswith("linux"):
+        return
+    ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, int(signum), 0, 0, 0)
+    try:
+        shell = psutil.Process().parent()
+        if shell is not None and _runs_one_command(shell):
+            _signal_when_gone(shell, signum)
+    except psutil.NoSuchProcess:  # the parent died before the signal was asked for
+        os.kill(os.getpid(), signum)
+
+
+def _runs_one_command(process: psutil.Process) -> bool:
+    """Whether ``process`` is a shell running one command line (``sh -c CMD``, as DVC starts a stage)."""
+    command = process.cmdline()
+    return len(command) >= 3 and command[-2] == "-c"
+
+
+def _signal_when_gone(shell: psutil.Process, signum: int) -> None:
+    """Send ``signum`` to this process once ``shell``'s parent has exited, from a thread that waits on a
+    pidfd (Linux 5.3 and later; before, nothing is watched beyond the shell)."""
+    runner = shell.ppid()
+    try:
+        gone = os.pidfd_open(runner)
+    except ProcessLookupError:
+        gone = None
+    except OSError:
+        return
+    if gone is None or shell.ppid() != runner:  # it exited before it was watched
+        os.kill(os.getpid(), signum)
+        return
+
+    def wait() -> None:
+        select.select([gone], [], [])
+        os.kill(os.getpid(), signum)
+
+    threading.Thread(target=wait, name="stop-with-runner", daemon=True).start()
 
 
 def install() -> None:
