@@ -39,7 +39,9 @@ def main(argv: list[str]) -> None:
         raise ConfigError("run it at the root of the project's git repository (where dvc.yaml is)")
     if args.cpus_per_experiment < 1 or args.gpus_per_experiment < 0:
         raise ConfigError("--cpus-per-experiment must be >= 1 and --gpus-per-experiment >= 0")
-    tables = chosen_tables(args)
+    tables = chosen_tables(args)  # the arguments first: a mistake in them costs no git or DVC call
+    rows = rows_by_table(args.rows, tables)
+    grid = expand_grid(args.set_param)
     address = args.address or os.environ.get("RAY_ADDRESS")
     name = args.name or "-".join(tables) or time.strftime("study-%Y%m%d-%H%M%S")
     request = Request(name, address, args.git_remote, args.dvc_remote, args.state_dir, args.work_dir,
@@ -47,7 +49,7 @@ def main(argv: list[str]) -> None:
     settings = study_settings(root, request)
     if address and not args.dry_run:
         check_cluster(address)  # seconds, where ray.init would retry for a minute and end in a traceback
-    plan = plan_study(root, requested(root, args, name, tables), settings.commit)
+    plan = plan_study(root, requested(root, args.params, name, tables, rows, grid), settings.commit)
     experiments = [job for job in plan.jobs if job.is_experiment]
     finished = pushed_experiments(root, settings) & {job.name for job in experiments}
     jobs = without_finished(plan.jobs, finished)
@@ -90,20 +92,21 @@ def chosen_tables(args: argparse.Namespace) -> list[str]:
     if args.params:
         raise ConfigError("--table runs the presets its rows name; give --table or --params, not both")
     names = list(load_tables()) if args.table == "all" else [name.strip() for name in args.table.split(",")]
+    for name in names:
+        table_named(name)  # an unknown name stops here
     if len(names) > 1 and args.name:
         raise ConfigError("--name: several tables are each named after their table (as `stages.aggregate "
                           "--table` reads them); give --name with one table only")
     return names
 
 
-def requested(root: Path, args: argparse.Namespace, name: str, tables: list[str]) -> list[Experiment]:
+def requested(root: Path, params_file: str | None, name: str, tables: list[str], rows: dict[str, list[str]],
+              grid: list[tuple[str, ...]]) -> list[Experiment]:
     """The grid's experiments of the params file (``--params``, else params.yaml), or of every run of
     the tables' rows (``--table``, ``--rows``), named ``<name>-<run>-<NN>...`` (several tables:
     ``<table>-<run>-<NN>...``)."""
-    grid = expand_grid(args.set_param)
     if not tables:
-        return grid_experiments(name, grid, committed_params(root, args.params))
-    rows = rows_by_table(args.rows, tables)
+        return grid_experiments(name, grid, committed_params(root, params_file))
     experiments = []
     for table in map(table_named, tables):
         prefix = name if len(tables) == 1 else table.name
@@ -123,6 +126,8 @@ def rows_by_table(rows: str | None, tables: list[str]) -> dict[str, list[str]]:
             raise ConfigError(f"--rows: {entry!r}: name the row as TABLE:ROW, TABLE one of "
                               f"{', '.join(tables)}")
         chosen.setdefault(table, []).append(row)
+    for table, names in chosen.items():
+        table_named(table).selected(names)  # an unknown row stops here
     return chosen
 
 
