@@ -82,18 +82,23 @@ def network_costs(params: Params, count_flops: bool = True) -> list[NetworkCost]
     facts = data_facts(params)
     if facts is None:
         return []
-    measured: dict[str, tuple[int, float]] = {}  # students usually repeat the teacher's network
     costs = []
     for name in params.generations():
         generation = params.generation(name)
-        key = repr(sorted(generation.model.items()))
-        if key not in measured:
+        key = (repr(sorted(generation.model.items())), facts.shape,
+               repr(sorted(facts.data_arguments.items())), count_flops)
+        if key not in _MEASURED:
             with torch.device("meta"):
                 model = build_model(generation.arch, generation.options, **facts.data_arguments)
                 flops = forward_flops(model, facts, task_of(params)) if count_flops else math.nan
-                measured[key] = count_parameters(model), flops
-        costs.append(NetworkCost(name, generation.arch, *measured[key]))
+                _MEASURED[key] = count_parameters(model), flops
+        costs.append(NetworkCost(name, generation.arch, *_MEASURED[key]))
     return costs
+
+
+# (network, example shape, data arguments, FLOPs counted) -> (parameters, forward FLOPs): students
+# repeat their teacher's network, and a table's runs each other's
+_MEASURED: dict[tuple[str, tuple[int, ...], str, bool], tuple[int, float]] = {}
 
 
 def forward_flops(model: torch.nn.Module, facts: DataFacts, task: Task) -> float:
