@@ -66,6 +66,8 @@ def stop_with_parent(signum: int = signal.SIGTERM) -> None:
             _signal_when_gone(shell, signum)
     except psutil.NoSuchProcess:  # the parent died before the signal was asked for
         os.kill(os.getpid(), signum)
+    except psutil.AccessDenied:  # a parent this user may not inspect: its death signal alone
+        return
 
 
 def _runs_one_command(process: psutil.Process) -> bool:
