@@ -22,8 +22,8 @@ from typing import Any
 import pandas as pd
 
 from ban.core.errors import BanError, ConfigError
-from ban.reporting.record import of_launch, update_record
-from ban.reporting.study import (
+from ban_pipeline.reporting.record import of_launch, update_record
+from ban_pipeline.reporting.study import (
     TRAIN_ERROR,
     Run,
     between_markdown,
@@ -36,9 +36,15 @@ from ban.reporting.study import (
     summary_markdown,
     variant_markdown,
 )
-from ban.reporting.tables import cell_results, experiments_of_runs, plot_table, row_parameters, table_markdown
-from ban.tables import Table, table_named
-from ban.tools import dvc
+from ban_pipeline.reporting.tables import (
+    cell_results,
+    experiments_of_runs,
+    plot_table,
+    row_parameters,
+    table_markdown,
+)
+from ban_pipeline.tables import Table, table_named
+from ban_pipeline.tools import dvc
 from stages.cli import run
 
 

@@ -16,8 +16,14 @@ from ban.core.paths import (
     SUMMARY,
 )
 from ban.predictions import EnsemblePredictions, load_generation_predictions
-from ban.reporting.results import agreement, plot_analysis, plot_generations, results_table, write_markdown
 from ban.tasks import TASKS
+from ban_pipeline.reporting.results import (
+    agreement,
+    plot_analysis,
+    plot_generations,
+    results_table,
+    write_markdown,
+)
 from stages.cli import run_process
 
 

@@ -20,14 +20,21 @@ from pathlib import Path
 
 from ban.core.config import Params
 from ban.core.errors import BanError, ConfigError
-from ban.launch.cluster import check_cluster
-from ban.launch.data import check_data
-from ban.launch.plan import Experiment, Job, expand_grid, grid_experiments, plan_study, without_finished
-from ban.launch.settings import Request, committed_params, pushed_experiments, study_settings
-from ban.launch.study import Resources, run_on_ray
-from ban.presets import estimated_gpu_hours
-from ban.tables import load_tables, table_named
-from ban.tools import dvc
+from ban_pipeline.launch.cluster import check_cluster
+from ban_pipeline.launch.data import check_data
+from ban_pipeline.launch.plan import (
+    Experiment,
+    Job,
+    expand_grid,
+    grid_experiments,
+    plan_study,
+    without_finished,
+)
+from ban_pipeline.launch.settings import Request, committed_params, pushed_experiments, study_settings
+from ban_pipeline.launch.study import Resources, run_on_ray
+from ban_pipeline.presets import estimated_gpu_hours
+from ban_pipeline.tables import load_tables, table_named
+from ban_pipeline.tools import dvc
 from stages.cli import run
 from stages.preset import readable
 

@@ -11,7 +11,7 @@ import math
 
 from ban.core.config import Params
 from ban.core.paths import PARAMS
-from ban.presets import (
+from ban_pipeline.presets import (
     NetworkCost,
     apply_preset,
     gpu_hours,

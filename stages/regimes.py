@@ -16,7 +16,7 @@ from pathlib import Path
 import pandas as pd
 
 from ban.core.errors import BanError
-from ban.reporting.regimes import load_regimes, plot_regimes, regime_points, regimes_markdown
+from ban_pipeline.reporting.regimes import load_regimes, plot_regimes, regime_points, regimes_markdown
 from stages.cli import run
 
 REGIMES = Path("reports/studies/regimes.yaml")

@@ -23,7 +23,7 @@ from project import make_project, run
 from scipy import stats
 
 from ban.core.errors import BanError, ConfigError
-from ban.reporting.study import Run, comparisons, paired_tests, study_frame, summary, variant_labels
+from ban_pipeline.reporting.study import Run, comparisons, paired_tests, study_frame, summary, variant_labels
 from stages import aggregate
 
 CONTROL = {"teacher": "gen0", "kd": {"mode": "none"}}

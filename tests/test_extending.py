@@ -40,8 +40,9 @@ def append_comment(project: Path, path: str) -> None:
 
 
 def test_edits_outside_training_leave_every_train_stage_up_to_date(project: Path) -> None:
-    edited = ["ban/reporting/results.py", "ban/reporting/study.py", "ban/reporting/gate.py",
-              "presets/study-digits.yaml", "bench/train_speed.py", "tests/test_gate.py", "README.md"]
+    edited = ["ban_pipeline/reporting/results.py", "ban_pipeline/reporting/study.py",
+              "ban_pipeline/reporting/gate.py", "presets/study-digits.yaml", "bench/train_speed.py",
+              "tests/test_gate.py", "README.md"]
     for path in edited:
         append_comment(project, path)
     assert changed_stages(project) == {"evaluate"}  # it draws the tables and figures of results.py

@@ -13,7 +13,7 @@ import pytest
 from project import ROOT
 
 from ban.core.errors import ConfigError
-from ban.reporting.gate import compare, markdown, parse_summary
+from ban_pipeline.reporting.gate import compare, markdown, parse_summary
 
 
 def verdicts(before: dict, after: dict, tolerance: float = 0.5) -> dict[tuple[str, str], str]:

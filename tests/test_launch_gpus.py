@@ -6,7 +6,7 @@ import pytest
 
 from ban.core.config import TrainConfig
 from ban.core.errors import ConfigError
-from ban.launch.gpus import check_gpus
+from ban_pipeline.launch.gpus import check_gpus
 
 
 def experiments(*trains: dict) -> dict[str, TrainConfig]:

@@ -18,8 +18,8 @@ import yaml
 from project import make_project, run
 
 from ban.core.errors import ConfigError
-from ban.launch.jobs import group_running, stop
-from ban.launch.plan import Job, expand_grid, grid_experiments, plan_study, without_finished
+from ban_pipeline.launch.jobs import group_running, stop
+from ban_pipeline.launch.plan import Job, expand_grid, grid_experiments, plan_study, without_finished
 
 
 @pytest.fixture(scope="module")
@@ -137,8 +137,8 @@ def test_the_time_left_is_the_epochs_left_at_the_speed_between_epoch_ends() -> N
     whatever it reported."""
     import time
 
-    from ban.launch.jobs import JobResult
-    from ban.launch.study import Estimate, Outcome
+    from ban_pipeline.launch.jobs import JobResult
+    from ban_pipeline.launch.study import Estimate, Outcome
 
     jobs = [Job("shared-teacher", (), "teacher", (), 10), Job("a", (), None, ("shared-teacher",), 20),
             Job("b", (), None, ("shared-teacher",), 20)]
@@ -156,7 +156,7 @@ def test_the_time_left_is_the_epochs_left_at_the_speed_between_epoch_ends() -> N
 def test_a_pause_long_past_does_not_weigh_on_the_time_left() -> None:
     """An epoch every 10 s, then a pause of 80 minutes (a stopped study, a lost node): right after it the
     speed spans the pause; one epoch later only the last half hour's epochs count, 10 s each again."""
-    from ban.launch.study import Estimate, Outcome
+    from ban_pipeline.launch.study import Estimate, Outcome
 
     estimate = Estimate([Job("x", (), None, (), 100)], window_s=1800.0)
     for trained, now in [(1, 0.0), (2, 10.0), (3, 4810.0)]:

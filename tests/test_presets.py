@@ -15,9 +15,9 @@ from project import ROOT
 
 from ban.core.config import KDConfig, Params, params_from_mapping
 from ban.core.errors import ConfigError
-from ban.presets import PRESETS, gpu_hours, network_costs, title, training_flops
 from ban.tasks import TASKS
 from ban.validation.params_file import validate_everything
+from ban_pipeline.presets import PRESETS, gpu_hours, network_costs, title, training_flops
 from stages import preset
 
 NAMES = sorted(path.stem for path in (ROOT / PRESETS).glob("*.yaml"))

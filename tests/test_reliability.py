@@ -250,7 +250,7 @@ def test_an_edit_to_the_training_code_discards_the_state_and_others_keep_it(refe
     assert saved_epoch(project, "gen0") == 2  # the old code's state is left as it was, never read
 
     project = interrupted_after_two_epochs(reference, tmp_path / "reporting")
-    with open(project / "ban/reporting/results.py", "a") as source:
+    with open(project / "ban_pipeline/reporting/results.py", "a") as source:
         source.write("# an edit\n")
     rerun = train(project, "gen0")
     assert rerun.returncode == 0, rerun.stderr

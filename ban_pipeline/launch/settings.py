@@ -9,8 +9,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ban.core.errors import BanError, ConfigError
-from ban.launch.jobs import Settings
-from ban.tools import dvc, git
+from ban_pipeline.launch.jobs import Settings
+from ban_pipeline.tools import dvc, git
 
 
 @dataclass(frozen=True)

@@ -31,8 +31,8 @@ import psutil
 import yaml
 
 from ban.core.paths import PARAMS, SUMMARY
-from ban.launch.plan import Job
 from ban.training.interrupt import PR_SET_PDEATHSIG
+from ban_pipeline.launch.plan import Job
 
 KILLED = re.compile(r"exited with (-\d+|13[07]|143)\b")  # a signal, or the exit code a shell gives it
 ERROR_LINE = re.compile(r"^(?:error|ERROR): (.*)$")

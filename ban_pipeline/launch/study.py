@@ -27,10 +27,10 @@ from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
 from ban.core.config import TrainConfig
 from ban.core.errors import BanError
-from ban.launch.gpus import check_gpus
-from ban.launch.jobs import JobResult, Settings, StageKilled, run_job
-from ban.launch.plan import Job, Rejected
 from ban.tasks import headline_metrics
+from ban_pipeline.launch.gpus import check_gpus
+from ban_pipeline.launch.jobs import JobResult, Settings, StageKilled, run_job
+from ban_pipeline.launch.plan import Job, Rejected
 
 PACKAGE = Path(__file__).resolve().parents[1]  # ban/: shipped to every worker
 MAX_RETRIES = 3

@@ -21,9 +21,9 @@ import pandas as pd
 import yaml
 
 from ban.core.errors import BanError, ConfigError
-from ban.reporting.results import Kind, save_figure
-from ban.reporting.study import TRAIN_ERROR, mean_sd, p_value
 from ban.tasks import TEACHER_TRUE_PROB
+from ban_pipeline.reporting.results import Kind, save_figure
+from ban_pipeline.reporting.study import TRAIN_ERROR, mean_sd, p_value
 
 
 @dataclass(frozen=True)

@@ -25,8 +25,8 @@ import yaml
 from ban.core.config import Params, params_from_mapping
 from ban.core.errors import BanError, ConfigError
 from ban.core.paths import PARAMS
-from ban.tools import output_of
 from ban.validation.params_file import validate_everything
+from ban_pipeline.tools import output_of
 
 TRAINING = "stages.train"  # the command of the stages that train for train.epochs
 

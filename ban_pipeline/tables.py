@@ -19,8 +19,8 @@ import yaml
 
 from ban.core.config import TEACHER, Params
 from ban.core.errors import ConfigError
-from ban.presets import load_preset, preset_path
 from ban.tasks import headline_metrics, metric_name
+from ban_pipeline.presets import load_preset, preset_path
 
 TABLES = Path("paper/tables.yaml")
 RUN_ID = re.compile(r"^[a-z0-9_]+$")  # a part of experiment names, which git references must accept

@@ -16,7 +16,7 @@ import tempfile
 from pathlib import Path
 
 from ban.core.errors import BanError
-from ban.tools import dvc, git
+from ban_pipeline.tools import dvc, git
 
 
 def reproduced_metrics(revision: str, path: Path) -> str:

@@ -28,9 +28,9 @@ from ban.core.config import TEACHER, Params, params_from_mapping
 from ban.core.errors import BanError
 from ban.core.paths import metrics_path
 from ban.objectives import learns_from_teacher
-from ban.reporting.record import experiment_name, is_finished
-from ban.reporting.results import Kind, save_figure
 from ban.tasks import headline_metrics, metric_name
+from ban_pipeline.reporting.record import experiment_name, is_finished
+from ban_pipeline.reporting.results import Kind, save_figure
 
 ENSEMBLE_FILE = str(metrics_path("ensemble"))
 TRAIN_ERROR = metric_name("train", "error")  # beside the headline metric: how well each network fit
