@@ -6,17 +6,13 @@ import math
 
 import pytest
 import torch
+from builders import softmax
 
 from ban.training.analysis import gradient_decomposition
 
 Z = [[1.0, 2.0, 0.0], [0.5, -1.0, 2.0]]
 T = [[2.0, 0.0, 1.0], [0.0, 3.0, 0.0]]
 Y = [1, 2]
-
-
-def softmax(row: list[float]) -> list[float]:
-    exps = [math.exp(v) for v in row]
-    return [e / sum(exps) for e in exps]
 
 
 Q = [softmax(row) for row in Z]

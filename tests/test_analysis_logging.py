@@ -14,7 +14,14 @@ import pytest
 import torch
 from torch import nn
 
-from ban.core.config import DataConfig, KDConfig, OptimizerConfig, TrainConfig, params_from_mapping
+from ban.core.config import (
+    AugmentConfig,
+    DataConfig,
+    KDConfig,
+    OptimizerConfig,
+    TrainConfig,
+    params_from_mapping,
+)
 from ban.data.prepared import Prepared
 from ban.datasets import prepare_dataset
 from ban.nets import build_model
@@ -25,6 +32,7 @@ from ban.training.generation import epoch_record, load_teacher
 
 CPU = torch.device("cpu")
 SIZE = 120
+NO_AUGMENTATION = AugmentConfig(crop_padding=0)  # the hand computation sees the images as prepared
 PER_EXAMPLE = ("true_class_grad", "dark_knowledge_grad", "teacher_true_prob", "teacher_max_prob")
 
 
@@ -36,7 +44,8 @@ def prepared() -> Prepared:
 def logged(prepared: Prepared, student: nn.Module, teacher: nn.Module, batch_size: int,
            epochs: int = 2) -> tuple[list[dict[str, float]], ImageDomain]:
     """The records ``stages.train`` logs to DVCLive, one per epoch, from a run with lr 0."""
-    train = TrainConfig(epochs=epochs, batch_size=batch_size, optimizer=OptimizerConfig(lr=0.0))
+    train = TrainConfig(epochs=epochs, batch_size=batch_size, optimizer=OptimizerConfig(lr=0.0),
+                        augment=NO_AUGMENTATION)
     domain = ImageDomain(prepared, train, CPU, "fp32")
     trainer = Trainer(student, domain, train, KDConfig(mode="ban"), seed=0, device=CPU, precision="fp32",
                       generation="gen1", teacher=teacher)
@@ -103,7 +112,8 @@ def test_a_control_student_runs_no_teacher_and_logs_no_decomposition(prepared: P
     assert [learns_from_teacher(params.generation(name)) for name in ("gen0", "gen1", "control")] == [
         False, True, False]
     assert load_teacher(control, domain=None, build=None) is None  # no checkpoint is read
-    train = TrainConfig(epochs=1, batch_size=SIZE, optimizer=OptimizerConfig(lr=0.0))
+    train = TrainConfig(epochs=1, batch_size=SIZE, optimizer=OptimizerConfig(lr=0.0),
+                        augment=NO_AUGMENTATION)
     domain = ImageDomain(prepared, train, CPU, "fp32")
     trainer = Trainer(resnet(0), domain, train, control.kd, seed=0, device=CPU, precision="fp32",
                       generation="control", teacher=None)

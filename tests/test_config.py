@@ -8,12 +8,10 @@ from __future__ import annotations
 
 import subprocess
 import sys
-from pathlib import Path
-from typing import Any
 
 import pytest
 import yaml
-from project import ROOT, environment, merge
+from project import ROOT, environment, write_params
 from stage_process import run_here
 
 from ban.core.config import load_params, params_from_mapping
@@ -63,10 +61,6 @@ INVALID = {
         {"model": {"arch": "resnet", "depht": 8}},
         "model.depht: not an option of 'resnet'; valid: depth, width"),
 }
-
-
-def write_params(directory: Path, overrides: dict[str, Any]) -> None:
-    (directory / "params.yaml").write_text(yaml.safe_dump(merge(DEFAULTS, overrides), sort_keys=False))
 
 
 def test_unknown_dataset_ends_the_prepare_stage_with_one_line(tmp_path):

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import pickle
 import shutil
 import urllib.error
 from pathlib import Path
@@ -11,6 +10,7 @@ import numpy as np
 import pytest
 import torch
 import torchvision.datasets.cifar
+from builders import CIFAR10_NAMES, PER_BATCH, write_cifar10, write_cifar100
 from PIL import Image
 from sklearn.datasets import load_digits
 
@@ -18,9 +18,6 @@ from ban.core.config import params_from_mapping
 from ban.core.errors import ConfigError, DataError
 from ban.data.images import channel_stats, stratified_subset
 from ban.datasets import DATASETS, prepare_dataset
-
-PER_BATCH = 20
-CIFAR10_NAMES = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"]
 
 
 def prepare(name: str, root: Path | str = "unused", **options: object):
@@ -78,44 +75,6 @@ def test_digits_test_fraction():
 
 
 # --- CIFAR ----------------------------------------------------------------------------------------
-
-
-def write_pickle(path: Path, content: dict) -> None:
-    # The official files are Python 2 pickles with str keys; torchvision decodes them (latin1) to
-    # str keys, which is exactly what a Python 3 pickle of str keys gives back.
-    with path.open("wb") as handle:
-        pickle.dump(content, handle, protocol=2)
-
-
-def random_batch(rng: np.random.Generator, classes: int) -> tuple[np.ndarray, list[int]]:
-    return rng.integers(0, 256, (PER_BATCH, 3072), dtype=np.uint8), rng.integers(
-        0, classes, PER_BATCH
-    ).tolist()
-
-
-def write_cifar10(root: Path) -> dict[str, tuple[np.ndarray, list[int]]]:
-    folder = root / "cifar-10-batches-py"
-    folder.mkdir(parents=True)
-    rng = np.random.default_rng(0)
-    batches = {
-        file: random_batch(rng, 10) for file in [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch"]
-    }
-    for file, (data, labels) in batches.items():
-        write_pickle(folder / file, {"batch_label": file, "data": data, "labels": labels})
-    write_pickle(folder / "batches.meta", {"label_names": CIFAR10_NAMES, "num_vis": 3072})
-    return batches
-
-
-def write_cifar100(root: Path) -> tuple[dict[str, tuple[np.ndarray, list[int]]], list[str]]:
-    folder = root / "cifar-100-python"
-    folder.mkdir(parents=True)
-    rng = np.random.default_rng(1)
-    splits = {file: random_batch(rng, 100) for file in ("train", "test")}
-    for file, (data, labels) in splits.items():
-        write_pickle(folder / file, {"data": data, "fine_labels": labels, "coarse_labels": [0] * PER_BATCH})
-    names = [f"fine{i:02d}" for i in range(100)]
-    write_pickle(folder / "meta", {"fine_label_names": names, "coarse_label_names": ["c"] * 20})
-    return splits, names
 
 
 def as_images(rows: np.ndarray) -> torch.Tensor:

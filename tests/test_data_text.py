@@ -26,7 +26,7 @@ CHARS = ["<pad>", "<bow>", "<eow>", "<eos>", "<unk>", "N", *"abcdeghmnost"]
 ALL_UNK = "none of its words is in the training vocabulary; is it the same corpus?"
 
 
-def write_corpus(
+def write_texts(
     root: Path, train: str = TRAIN, valid: str = VALID, test: str = TEST, pattern: str = "ptb.{}.txt"
 ) -> Path:
     root.mkdir(parents=True, exist_ok=True)
@@ -36,7 +36,7 @@ def write_corpus(
 
 
 def test_streams_vocab_from_train_and_unk_mapping(tmp_path: Path) -> None:
-    prepared = prepare_corpus("ptb", write_corpus(tmp_path), download=False)
+    prepared = prepare_corpus("ptb", write_texts(tmp_path), download=False)
     assert prepared.meta["task"] == "lm" and prepared.meta["name"] == "ptb"
     assert prepared.meta["vocab"] == VOCAB
     assert prepared.tensors["train"].tolist() == [0, 1, 2, 3, 0, 4, 5, 6, 7, 8, 9, 10, 11, 5]
@@ -46,7 +46,7 @@ def test_streams_vocab_from_train_and_unk_mapping(tmp_path: Path) -> None:
 
 
 def test_unk_appended_when_train_lacks_it_and_blank_lines_give_eos(tmp_path: Path) -> None:
-    root = write_corpus(tmp_path, train=" b a\n\n a\n", valid=" c a\n")
+    root = write_texts(tmp_path, train=" b a\n\n a\n", valid=" c a\n")
     prepared = prepare_corpus("ptb", root, download=False)
     assert prepared.meta["vocab"] == ["b", "a", "<eos>", "<unk>"]
     assert prepared.tensors["train"].tolist() == [0, 1, 2, 2, 1, 2]
@@ -54,7 +54,7 @@ def test_unk_appended_when_train_lacks_it_and_blank_lines_give_eos(tmp_path: Pat
 
 
 def test_generic_text_corpus_and_last_line_without_newline(tmp_path: Path) -> None:
-    root = write_corpus(tmp_path, train="x y\ny", valid="y", test="x", pattern="{}.txt")
+    root = write_texts(tmp_path, train="x y\ny", valid="y", test="x", pattern="{}.txt")
     prepared = prepare_corpus("text", root, download=False)
     assert prepared.meta["vocab"] == ["x", "y", "<eos>", "<unk>"]
     assert prepared.tensors["train"].tolist() == [0, 1, 2, 1, 2]
@@ -62,7 +62,7 @@ def test_generic_text_corpus_and_last_line_without_newline(tmp_path: Path) -> No
 
 
 def test_chars_and_word_chars(tmp_path: Path) -> None:
-    prepared = prepare_corpus("ptb", write_corpus(tmp_path), download=False)
+    prepared = prepare_corpus("ptb", write_texts(tmp_path), download=False)
     chars, word_chars = prepared.meta["chars"], prepared.tensors["word_chars"]
     assert chars == CHARS
     assert word_chars.dtype == torch.int64 and word_chars.shape == (len(VOCAB), 7)  # "bones" + 2 markers
@@ -73,7 +73,7 @@ def test_chars_and_word_chars(tmp_path: Path) -> None:
 
 
 def test_prepared_round_trip(tmp_path: Path) -> None:
-    prepared = prepare_corpus("ptb", write_corpus(tmp_path / "raw"), download=False)
+    prepared = prepare_corpus("ptb", write_texts(tmp_path / "raw"), download=False)
     save_prepared(tmp_path / "prepared", prepared)
     loaded = load_prepared(tmp_path / "prepared")
     assert loaded.meta == prepared.meta
@@ -81,7 +81,7 @@ def test_prepared_round_trip(tmp_path: Path) -> None:
 
 
 def test_missing_file_names_file_directory_and_download(tmp_path: Path) -> None:
-    root = write_corpus(tmp_path)
+    root = write_texts(tmp_path)
     (root / "ptb.test.txt").unlink()
     with pytest.raises(DataError) as error:
         prepare_corpus("ptb", root, download=False)
@@ -101,7 +101,7 @@ def test_missing_file_names_file_directory_and_download(tmp_path: Path) -> None:
     ],
 )
 def test_unusable_files(tmp_path: Path, split: str, content: bytes, message: str) -> None:
-    root = write_corpus(tmp_path)
+    root = write_texts(tmp_path)
     path = root / f"ptb.{split}.txt"
     path.write_bytes(content)
     with pytest.raises(DataError) as error:
@@ -113,7 +113,7 @@ def test_undownloadable_corpus_and_a_validation_split(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match=r"^data\.validation: text corpora come with their own validation"):
         prepare_dataset(DataConfig(name="ptb", root=str(tmp_path), validation=100))
     with pytest.raises(ConfigError, match=r"^data\.download: corpus 'text' cannot be downloaded"):
-        prepare_corpus("text", write_corpus(tmp_path, pattern="{}.txt"), download=True)
+        prepare_corpus("text", write_texts(tmp_path, pattern="{}.txt"), download=True)
 
 
 def test_download_fetches_only_missing_files(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -124,7 +124,7 @@ def test_download_fetches_only_missing_files(tmp_path: Path, monkeypatch: pytest
         return io.BytesIO(TEST.encode())
 
     monkeypatch.setattr(urllib.request, "urlopen", fake_urlopen)
-    root = write_corpus(tmp_path / "ptb")
+    root = write_texts(tmp_path / "ptb")
     (root / "ptb.test.txt").unlink()
     prepared = prepare_corpus("ptb", root, download=True)
     assert fetched == [PTB_URL.format(file="ptb.test.txt")]

@@ -7,7 +7,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -17,13 +16,19 @@ import pytest
 import torch
 import torch.multiprocessing as mp
 import yaml
+from builders import TINY_LSTM, free_port, tiny_conv_net, write_grammar_corpus
 from project import environment, make_project, merge, run
 from stage_process import saved_epoch, state_file
-from test_engine_speed_paths import tiny_net
-from test_lm_chain import TINY_LSTM, write_corpus
 from torch import nn
 
-from ban.core.config import DataConfig, KDConfig, TrainConfig, params_from_mapping
+from ban.core.config import (
+    AugmentConfig,
+    DataConfig,
+    KDConfig,
+    ScheduleConfig,
+    TrainConfig,
+    params_from_mapping,
+)
 from ban.core.paths import PREPARED
 from ban.data.prepared import Prepared, save_prepared
 from ban.datasets import prepare_dataset
@@ -36,6 +41,7 @@ from ban.training.state import save_state
 pytestmark = pytest.mark.slow  # real pipelines: processes, DVC, git
 
 CPU = torch.device("cpu")
+NO_AUGMENTATION, STEP = AugmentConfig(crop_padding=0), ScheduleConfig(name="step")  # a constant rate
 
 
 def random_images(train: int = 123, test: int = 40) -> Prepared:
@@ -61,11 +67,11 @@ def train_tiny(kd: KDConfig, rank: int, world: int) -> dict[str, Any]:
     The network has no batch norm: PyTorch's SyncBatchNorm is CUDA-only, and per-rank batch
     statistics would make two processes differ from one by design.
     """
-    train = TrainConfig(epochs=2, batch_size=40, precision="fp32")
+    train = TrainConfig(epochs=2, batch_size=40, precision="fp32", augment=NO_AUGMENTATION, schedule=STEP)
     domain = ImageDomain(random_images(), train, CPU, "fp32")
-    model = tiny_net(0)
+    model = tiny_conv_net(0)
     trainer = Trainer(distribute(model, CPU, world), domain, train, kd, seed=0, device=CPU, precision="fp32",
-                      generation="gen1", teacher=tiny_net(1), rank=rank, world=world)
+                      generation="gen1", teacher=tiny_conv_net(1), rank=rank, world=world)
     reports: list[Any] = []
     trainer.run(reports.append)
     figures = [{"loss": r.train_loss, "error": r.train_error, **r.losses, **r.analysis, **r.eval["test"]}
@@ -80,12 +86,6 @@ def rank_process(rank: int, world: int, port: int, directory: Path) -> None:
     start_process_group(CPU)
     results = {name: train_tiny(kd, rank, world) for name, kd in OBJECTIVES.items()}
     torch.save(results, directory / f"rank{rank}.pt")
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 @pytest.fixture(scope="module")
@@ -139,7 +139,7 @@ def dropout_trainer(rank: int, world: int, masks: list[torch.Tensor]) -> tuple[T
     torch.manual_seed(0)
     model = nn.Sequential(nn.Dropout(0.5), nn.Flatten(), nn.Linear(64, 10))
     model[0].register_forward_hook(lambda module, inputs, output: masks.append(output != 0))
-    train = TrainConfig(epochs=3, batch_size=40, precision="fp32")
+    train = TrainConfig(epochs=3, batch_size=40, precision="fp32", augment=NO_AUGMENTATION, schedule=STEP)
     domain = ImageDomain(random_images(), train, CPU, "fp32")
     trainer = Trainer(distribute(model, CPU, world), domain, train, KDConfig(mode="none"), seed=0, device=CPU,
                       precision="fp32", generation="gen0", rank=rank, world=world)
@@ -236,7 +236,7 @@ def lm_project(directory: Path, corpus: Path, nnodes: int) -> Path:
 def test_two_nodes_of_one_process_reach_the_weights_of_one_process(tmp_path):
     """``train.nnodes: 2``: two stage processes, as on two hosts, meet at a c10d rendezvous on localhost;
     the global rank 0 alone writes, and its weights equal a one-process run's."""
-    corpus = write_corpus(tmp_path / "ptb")
+    corpus = write_grammar_corpus(tmp_path / "ptb")
     single = lm_project(tmp_path / "single", corpus, nnodes=1)
     run(single, "python", "-m", "stages.train", "gen0")
     nodes = [lm_project(tmp_path / f"node{rank}", corpus, nnodes=2) for rank in (0, 1)]

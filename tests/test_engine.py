@@ -30,7 +30,8 @@ from ban.training.schedules import SCHEDULES, make_schedule
 from ban.validation.chain import check_chain
 
 CPU = torch.device("cpu")
-TRAIN = TrainConfig(epochs=3, batch_size=50, optimizer=dataclasses.replace(TrainConfig().optimizer, lr=0.05))
+TRAIN = TrainConfig(epochs=3, batch_size=50, optimizer=dataclasses.replace(TrainConfig().optimizer, lr=0.05),
+                    schedule=ScheduleConfig(name="step"), augment=AugmentConfig(crop_padding=0))
 
 
 @pytest.fixture(scope="module")
@@ -39,13 +40,13 @@ def domain() -> ImageDomain:
     return ImageDomain(prepared, TRAIN, CPU, "fp32")
 
 
-def tiny(domain: ImageDomain, seed: int) -> nn.Module:
+def tiny_resnet(domain: ImageDomain, seed: int) -> nn.Module:
     torch.manual_seed(seed)
     return build_model("resnet", {"depth": 8, "width": 4}, **domain.data_arguments())
 
 
 def test_frozen_teacher_stays_in_eval_mode_and_builds_no_graph(domain: ImageDomain) -> None:
-    model = tiny(domain, 0)
+    model = tiny_resnet(domain, 0)
     teacher = FrozenTeacher(model)
     teacher.train()
     assert not model.training and not any(p.requires_grad for p in model.parameters())
@@ -56,7 +57,7 @@ def test_frozen_teacher_stays_in_eval_mode_and_builds_no_graph(domain: ImageDoma
 
 def test_training_lowers_the_loss_and_reports_every_epoch(domain: ImageDomain) -> None:
     reports = []
-    trainer = Trainer(tiny(domain, 1), domain, TRAIN, KDConfig(mode="none"), seed=1, device=CPU,
+    trainer = Trainer(tiny_resnet(domain, 1), domain, TRAIN, KDConfig(mode="none"), seed=1, device=CPU,
                       precision="fp32", generation="gen0")
     trainer.run(reports.append)
     assert [r.epoch for r in reports] == [1, 2, 3]
@@ -73,7 +74,7 @@ def test_student_loss_is_the_cross_entropy_to_its_own_teacher(domain: ImageDomai
     batch = next(domain.train_batches(torch.Generator().manual_seed(0)))
     losses = {}
     for teacher_seed in (2, 5):
-        teacher, student = tiny(domain, teacher_seed), tiny(domain, 3)
+        teacher, student = tiny_resnet(domain, teacher_seed), tiny_resnet(domain, 3)
         before = {k: v.clone() for k, v in teacher.state_dict().items()}
         trainer = Trainer(student, domain, dataclasses.replace(TRAIN, epochs=1), KDConfig(mode="ban"), seed=3,
                           device=CPU, precision="fp32", generation="gen1", teacher=teacher)
@@ -90,8 +91,8 @@ def test_student_loss_is_the_cross_entropy_to_its_own_teacher(domain: ImageDomai
 def test_same_seed_same_weights(domain: ImageDomain) -> None:
     def weights() -> list[torch.Tensor]:
         one_epoch = dataclasses.replace(TRAIN, epochs=1)
-        trainer = Trainer(tiny(domain, 4), domain, one_epoch, KDConfig(mode="none"), seed=4, device=CPU,
-                          precision="fp32", generation="gen0")
+        trainer = Trainer(tiny_resnet(domain, 4), domain, one_epoch, KDConfig(mode="none"), seed=4,
+                          device=CPU, precision="fp32", generation="gen0")
         trainer.run(lambda report: None)
         return [p.detach().clone() for p in trainer.model.parameters()]
 

@@ -9,8 +9,8 @@ import sys
 import pytest
 import torch
 import torch.nn.functional as F
+from builders import tiny_conv_net
 from project import ROOT
-from torch import nn
 
 from ban.core.config import AugmentConfig, DataConfig, KDConfig, TrainConfig
 from ban.core.errors import ConfigError, DataError
@@ -167,17 +167,12 @@ def test_a_last_batch_smaller_than_the_world_is_dropped(digits):
 # --- the teacher predicts in the student's precision ---------------------------------------------
 
 
-def tiny_net(seed: int) -> nn.Module:
-    torch.manual_seed(seed)
-    return nn.Sequential(nn.Conv2d(1, 4, 3, padding=1), nn.ReLU(), nn.Flatten(), nn.Linear(4 * 64, 10))
-
-
 @pytest.mark.parametrize("precision", ["fp32", "bf16"])
 def test_teacher_forward_runs_in_the_training_precision(digits, precision):
-    teacher, seen = tiny_net(1), []
+    teacher, seen = tiny_conv_net(1), []
     teacher[0].register_forward_hook(lambda module, inputs, output: seen.append(output.dtype))
     batches = domain(digits, precision=precision)
-    trainer = Trainer(tiny_net(0), batches, TrainConfig(batch_size=50), KDConfig(mode="ban"), seed=0,
+    trainer = Trainer(tiny_conv_net(0), batches, TrainConfig(batch_size=50), KDConfig(mode="ban"), seed=0,
                       device=CPU, precision=precision, generation="gen1", teacher=teacher)
     report = trainer.train_epoch()
     assert seen == [torch.bfloat16 if precision == "bf16" else torch.float32] * 4
@@ -192,7 +187,7 @@ class Stop(Exception):
 
 
 def fp16_trainer(digits) -> Trainer:
-    return Trainer(tiny_net(0), domain(digits, precision="fp16"), TrainConfig(epochs=2, batch_size=50),
+    return Trainer(tiny_conv_net(0), domain(digits, precision="fp16"), TrainConfig(epochs=2, batch_size=50),
                    KDConfig(mode="none"), seed=0, device=CPU, precision="fp16", generation="gen0")
 
 

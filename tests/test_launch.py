@@ -18,7 +18,6 @@ import os
 import re
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -31,6 +30,7 @@ from pathlib import Path
 import psutil
 import pytest
 import yaml
+from builders import free_port
 from project import environment, make_project, run
 
 pytestmark = pytest.mark.slow  # real pipelines: processes, DVC, git, Ray
@@ -45,12 +45,6 @@ RAY = str(Path(sys.executable).parent / "ray")
 # half a minute: a lost node's job is retried that much sooner (Ray's own settings, read by the GCS).
 NODE_DEATH = {"RAY_health_check_period_ms": "1000", "RAY_health_check_timeout_ms": "2000",
               "RAY_health_check_failure_threshold": "3"}
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 @dataclass

@@ -12,8 +12,8 @@ import sys
 from pathlib import Path
 
 import pytest
+from builders import write_cifar10, write_cifar100
 from project import environment, make_project, run
-from test_data_images import write_cifar10, write_cifar100
 
 from ban_pipeline.launch.plan import grid_experiments, plan_study
 from ban_pipeline.presets import estimated_gpu_hours

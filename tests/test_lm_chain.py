@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import math
 import os
-import random
 import subprocess
 import sys
 from pathlib import Path
@@ -14,6 +13,7 @@ from typing import Any
 import pytest
 import torch
 import yaml
+from builders import CPU, TINY_LSTM, text_domain, tiny_language_model, write_grammar_corpus
 from project import ROOT, make_project, run, stages_run
 from reference_losses import ban_loss
 
@@ -21,56 +21,23 @@ from ban.core.config import KDConfig, TrainConfig, params_from_mapping
 from ban.core.errors import ConfigError
 from ban.data.streams import batchify
 from ban.datasets.corpora import prepare_corpus
-from ban.nets import build_model
 from ban.nets.lstm import LSTMLanguageModel
 from ban.tasks import TASKS
 from ban.training.domains.text import EVAL_ROWS, TextDomain
 from ban.training.engine import Trainer
 from ban.validation.params_file import validate_everything
 
-CPU = torch.device("cpu")
-TINY_LSTM = {"arch": "lstm", "hidden": 12, "layers": 2, "dropout": 0.0}
 TINY_CNN_LSTM = {"arch": "cnn_lstm", "char_embedding": 4, "filter_widths": [1, 2], "filters": [4, 6],
                  "highway_layers": 1, "hidden": 12, "layers": 1, "dropout": 0.0}
-NOUNS = ["cat", "dog", "bird", "fish", "mouse", "horse"]
-VERBS = ["sees", "eats", "likes", "chases"]
-
-
-def sentence(rng: random.Random) -> str:
-    """A toy grammar: predictable enough for a tiny model to beat the uniform distribution."""
-    words = ["the", rng.choice(NOUNS), rng.choice(VERBS), rng.choice(["the", "a"]), rng.choice(NOUNS)]
-    if rng.random() < 0.3:
-        words += ["on", "N", "days"]
-    return " " + " ".join(words) + " \n"  # PTB's layout: a leading and a trailing space
-
-
-def write_corpus(root: Path, lines: dict[str, int] | None = None, seed: int = 0) -> Path:
-    """``ptb.{train,valid,test}.txt`` in the real format, with the given number of lines each."""
-    rng = random.Random(seed)
-    root.mkdir(parents=True, exist_ok=True)
-    for split, count in (lines or {"train": 300, "valid": 60, "test": 60}).items():
-        (root / f"ptb.{split}.txt").write_text("".join(sentence(rng) for _ in range(count)))
-    return root
 
 
 @pytest.fixture(scope="module")
 def corpus(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return write_corpus(tmp_path_factory.mktemp("ptb"))
-
-
-def domain(corpus: Path, **train: Any) -> TextDomain:
-    settings = {"batch_size": 4, "bptt": 5, "precision": "fp32", **train}
-    return TextDomain(prepare_corpus("ptb", corpus, download=False), TrainConfig(**settings), CPU, "fp32")
-
-
-def tiny(text: TextDomain, seed: int = 0, options: dict[str, Any] | None = None) -> torch.nn.Module:
-    torch.manual_seed(seed)
-    model = dict(options or TINY_LSTM)
-    return text.prepare_model(build_model(model.pop("arch"), model, **text.data_arguments()))
+    return write_grammar_corpus(tmp_path_factory.mktemp("ptb"))
 
 
 def test_train_windows_cover_the_stream_once_in_the_same_order_every_epoch(corpus: Path) -> None:
-    text = domain(corpus, batch_size=4, bptt=5)
+    text = text_domain(corpus, batch_size=4, bptt=5)
     rows = batchify(text.streams["train"], 4)
     epochs = [list(text.train_batches(torch.Generator())) for _ in range(2)]
     inputs = torch.cat([batch.inputs for batch in epochs[0]], dim=1)
@@ -82,7 +49,7 @@ def test_train_windows_cover_the_stream_once_in_the_same_order_every_epoch(corpu
 
 
 def test_processes_share_the_rows_and_reject_an_uneven_split(corpus: Path) -> None:
-    text = domain(corpus, batch_size=4)
+    text = text_domain(corpus, batch_size=4)
     whole = list(text.train_batches(torch.Generator()))
     shards = [list(text.train_batches(torch.Generator(), rank, 2)) for rank in (0, 1)]
     for window, (first, second) in enumerate(zip(*shards, strict=True)):
@@ -93,8 +60,8 @@ def test_processes_share_the_rows_and_reject_an_uneven_split(corpus: Path) -> No
 
 
 def test_runner_flattens_logits_and_carries_state_across_windows(corpus: Path) -> None:
-    text = domain(corpus)
-    model = tiny(text).eval()
+    text = text_domain(corpus)
+    model = tiny_language_model(text).eval()
     runner = text.runner(model)
     runner.reset(4)
     batches = list(text.train_batches(torch.Generator()))
@@ -109,8 +76,8 @@ def test_runner_flattens_logits_and_carries_state_across_windows(corpus: Path) -
 
 
 def test_state_is_detached_between_windows(corpus: Path) -> None:
-    text = domain(corpus)
-    runner = text.runner(tiny(text).train())
+    text = text_domain(corpus)
+    runner = text.runner(tiny_language_model(text).train())
     runner.reset(4)
     runner(next(text.train_batches(torch.Generator())))
     assert all(not tensor.requires_grad for tensor in runner.state)
@@ -129,7 +96,7 @@ class RecordingLM(LSTMLanguageModel):
 
 
 def test_engine_resets_the_state_at_each_epoch_start_only(corpus: Path) -> None:
-    text = domain(corpus, batch_size=4, bptt=60)
+    text = text_domain(corpus, batch_size=4, bptt=60)
     model = RecordingLM(len(text.vocab))
     trainer = Trainer(model, text, TrainConfig(batch_size=4, bptt=60), KDConfig(mode="none"), seed=0,
                       device=CPU, precision="fp32", generation="gen0")
@@ -140,8 +107,8 @@ def test_engine_resets_the_state_at_each_epoch_start_only(corpus: Path) -> None:
 
 
 def test_perplexity_is_exp_of_mean_token_nll(corpus: Path) -> None:
-    text = domain(corpus, bptt=7, eval_batch_size=1000)  # the image setting does not size LM evaluation
-    model = tiny(text).train()
+    text = text_domain(corpus, bptt=7, eval_batch_size=1000)  # the image setting does not size LM evaluation
+    model = tiny_language_model(text).train()
     predictions = text.predict(model, "test")
     assert model.training  # predict restores the mode it found
     rows = batchify(text.streams["test"], EVAL_ROWS)
@@ -157,8 +124,8 @@ def test_perplexity_is_exp_of_mean_token_nll(corpus: Path) -> None:
 
 
 def test_a_uniform_model_has_the_vocabulary_size_as_perplexity(corpus: Path) -> None:
-    text = domain(corpus)
-    model = tiny(text, options={**TINY_LSTM, "tie_weights": False})
+    text = text_domain(corpus)
+    model = tiny_language_model(text, options={**TINY_LSTM, "tie_weights": False})
     torch.nn.init.zeros_(model.decoder.weight)
     torch.nn.init.zeros_(model.decoder.bias)
     predictions = text.predict(model, "valid")
@@ -166,8 +133,8 @@ def test_a_uniform_model_has_the_vocabulary_size_as_perplexity(corpus: Path) -> 
 
 
 def test_teacher_and_student_runners_keep_their_own_state(corpus: Path) -> None:
-    text = domain(corpus)
-    student, teacher = tiny(text, 0).eval(), tiny(text, 1).eval()
+    text = text_domain(corpus)
+    student, teacher = tiny_language_model(text, 0).eval(), tiny_language_model(text, 1).eval()
     batches = list(text.train_batches(torch.Generator()))[:3]
 
     def alone(model: torch.nn.Module) -> list[torch.Tensor]:
@@ -193,8 +160,8 @@ def test_teacher_and_student_runners_keep_their_own_state(corpus: Path) -> None:
     ("none", 0.0, {"label"})])
 def test_distillation_step_on_token_logits(corpus: Path, mode: str, label_weight: float,
                                            terms: set[str]) -> None:
-    text = domain(corpus)
-    student, teacher = tiny(text, 0), tiny(text, 1)
+    text = text_domain(corpus)
+    student, teacher = tiny_language_model(text, 0), tiny_language_model(text, 1)
     teacher_weights = {k: v.clone() for k, v in teacher.state_dict().items()}
     student_weights = {k: v.clone() for k, v in student.state_dict().items()}
     batch = next(text.train_batches(torch.Generator()))
@@ -308,8 +275,8 @@ def test_the_outputs_reuse_the_last_epochs_evaluation(corpus: Path) -> None:
     with ``train.eval_every: 2`` over 3 epochs, after epochs 2 and 3 only."""
     settings = TrainConfig(epochs=3, batch_size=4, bptt=5, precision="fp32", eval_every=2)
     text = CountingTextDomain(prepare_corpus("ptb", corpus, download=False), settings, CPU, "fp32")
-    trainer = Trainer(tiny(text), text, settings, KDConfig(mode="none"), seed=0, device=CPU, precision="fp32",
-                      generation="gen0")
+    trainer = Trainer(tiny_language_model(text), text, settings, KDConfig(mode="none"), seed=0, device=CPU,
+                      precision="fp32", generation="gen0")
     reports: list[Any] = []
     trainer.run(reports.append)
     assert [sorted(report.eval) for report in reports] == [[], ["test", "valid"], ["test", "valid"]]

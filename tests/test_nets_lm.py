@@ -34,14 +34,14 @@ def tiny_word_chars(width: int = 5) -> torch.Tensor:
     return rows
 
 
-def tiny(arch: str, **options: object) -> torch.nn.Module:
+def tiny_recurrent_net(arch: str, **options: object) -> torch.nn.Module:
     torch.manual_seed(0)
     return build_model(arch, {**TINY[arch], **options}, vocab_size=VOCAB, word_chars=tiny_word_chars())
 
 
 @pytest.mark.parametrize("arch", ["lstm", "cnn_lstm"])
 def test_forward_shapes_and_initial_state(arch: str) -> None:
-    model = tiny(arch).eval()
+    model = tiny_recurrent_net(arch).eval()
     tokens = torch.randint(0, VOCAB, (3, 5))
     state = model.initial_state(3, "cpu")
     assert [tuple(t.shape) for t in state] == [(2, 3, 8), (2, 3, 8)]
@@ -53,7 +53,7 @@ def test_forward_shapes_and_initial_state(arch: str) -> None:
 
 @pytest.mark.parametrize("arch", ["lstm", "cnn_lstm"])
 def test_carried_state_equals_whole_sequence(arch: str) -> None:
-    model = tiny(arch).eval()
+    model = tiny_recurrent_net(arch).eval()
     tokens = torch.randint(0, VOCAB, (2, 10))
     whole, whole_state = model(tokens, model.initial_state(2))
     first, state = model(tokens[:, :6], model.initial_state(2))
@@ -63,7 +63,7 @@ def test_carried_state_equals_whole_sequence(arch: str) -> None:
 
 
 def test_detach_state_cuts_graph_keeps_values() -> None:
-    model = tiny("lstm").train()
+    model = tiny_recurrent_net("lstm").train()
     _, state = model(torch.randint(0, VOCAB, (2, 4)))
     detached = detach_state(state)
     assert all(t.requires_grad for t in state) and not any(t.requires_grad for t in detached)
@@ -72,7 +72,7 @@ def test_detach_state_cuts_graph_keeps_values() -> None:
 
 @pytest.mark.parametrize("arch", ["lstm", "cnn_lstm"])
 def test_dropout_only_in_training(arch: str) -> None:
-    model = tiny(arch)
+    model = tiny_recurrent_net(arch)
     tokens = torch.randint(0, VOCAB, (2, 4))
     model.eval()
     assert torch.equal(model(tokens)[0], model(tokens)[0])
@@ -103,7 +103,7 @@ def test_cuda_takes_the_recurrence_out_of_autocast() -> None:
 
 
 def test_tie_weights_shares_parameter() -> None:
-    tied, untied = tiny("lstm", tie_weights=True), tiny("lstm", tie_weights=False)
+    tied, untied = tiny_recurrent_net("lstm", tie_weights=True), tiny_recurrent_net("lstm", tie_weights=False)
     assert tied.decoder.weight is tied.encoder.weight
     assert untied.decoder.weight is not untied.encoder.weight
     assert count_parameters(untied) - count_parameters(tied) == VOCAB * 8
@@ -112,17 +112,17 @@ def test_tie_weights_shares_parameter() -> None:
 def test_tie_weights_needs_equal_sizes() -> None:
     message = r"^model\.tie_weights: needs model\.embedding \(6\) equal to model\.hidden \(8\)$"
     with pytest.raises(ConfigError, match=message):
-        tiny("lstm", embedding=6)
-    assert tiny("lstm", embedding=6, tie_weights=False).encoder.weight.shape == (VOCAB, 6)
+        tiny_recurrent_net("lstm", embedding=6)
+    assert tiny_recurrent_net("lstm", embedding=6, tie_weights=False).encoder.weight.shape == (VOCAB, 6)
 
 
 def test_uniform_init_within_scale() -> None:
-    model = tiny("lstm", init_scale=0.01)
+    model = tiny_recurrent_net("lstm", init_scale=0.01)
     assert max(p.abs().max().item() for p in model.parameters()) <= 0.01
 
 
 def test_char_model_init_and_short_words() -> None:
-    model = tiny("cnn_lstm")
+    model = tiny_recurrent_net("cnn_lstm")
     assert torch.count_nonzero(model.char_embedding.weight[0]) == 0  # padding embeds to zero
     assert model.char_embedding.weight.shape == (9, 3)
     assert all(torch.equal(h.gate.bias, torch.full((9,), -2.0)) for h in model.highways)
@@ -153,7 +153,7 @@ def test_char_model_init_and_short_words() -> None:
 )
 def test_cnn_lstm_bad_options(options: dict, message: str) -> None:
     with pytest.raises(ConfigError, match=message):
-        tiny("cnn_lstm", **options)
+        tiny_recurrent_net("cnn_lstm", **options)
 
 
 def test_cnn_lstm_word_chars_must_match_vocab() -> None:

@@ -7,6 +7,7 @@ import math
 import pytest
 import torch
 import torch.nn.functional as F
+from builders import softmax
 from reference_losses import ban_loss, cross_entropy, cwtm_loss, cwtm_weights, dkpp_loss, soft_cross_entropy
 
 from ban.core.config import KDConfig, params_from_mapping
@@ -19,11 +20,6 @@ MODES = ("ban", "cwtm", "dkpp", "none")
 Z = [[1.0, 2.0, 0.0], [0.5, -1.0, 2.0]]
 T = [[2.0, 0.0, 1.0], [0.0, 1.0, 0.0]]
 Y = [1, 2]
-
-
-def softmax(row: list[float], temperature: float = 1.0) -> list[float]:
-    exps = [math.exp(v / temperature) for v in row]
-    return [e / sum(exps) for e in exps]
 
 
 def row_ce(p: list[float], q: list[float]) -> float:

@@ -9,10 +9,9 @@ import sys
 
 import pytest
 import torch
+from builders import text_domain, tiny_language_model, write_grammar_corpus
 from project import environment, make_project
 from stage_process import prepare
-from test_lm_chain import domain as text_domain
-from test_lm_chain import tiny, write_corpus
 
 from ban.core.config import DataConfig, KDConfig, TrainConfig
 from ban.core.errors import ConfigError
@@ -86,8 +85,9 @@ def test_every_epoch_of_both_domains_reports_its_steps(task, tmp_path, monkeypat
         network = build_model("resnet", {"depth": 8, "width": 4}, in_channels=1, num_classes=10)
         model = domain.prepare_model(network)
     else:
-        domain, train = text_domain(write_corpus(tmp_path)), TrainConfig(epochs=2, batch_size=4, bptt=5)
-        model = tiny(domain)
+        domain = text_domain(write_grammar_corpus(tmp_path))
+        train = TrainConfig(epochs=2, batch_size=4, bptt=5)
+        model = tiny_language_model(domain)
     Trainer(
         model, domain, train, KDConfig(mode="none"), seed=0, device=CPU, precision="fp32", generation="gen0"
     ).run(lambda report: None)

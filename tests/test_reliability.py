@@ -6,8 +6,8 @@ one thread, an uninterrupted chain and a chain whose teacher was SIGKILLed,
 SIGTERMed and SIGINTed must write byte-identical files. Also here: the state of
 another training is never read, unreadable state is discarded, a finished stage
 leaves no state behind, a code edit outside the stage's imports keeps the state, a
-NaN and a full disk stop the run, deterministic mode's switches, and (opt-in,
-BAN_SLOW_TESTS=1) two queued DVC experiments running at once.
+NaN and a full disk stop the run, deterministic mode's switches, and two queued DVC experiments
+running at once.
 """
 
 from __future__ import annotations
@@ -379,8 +379,6 @@ def queued_results(project: Path) -> dict[int, dict]:
     return results
 
 
-@pytest.mark.skipif(os.environ.get("BAN_SLOW_TESTS") != "1",
-                    reason="about 2 minutes on 2 cores: run with BAN_SLOW_TESTS=1")
 @pytest.mark.slow
 def test_queued_experiments_run_side_by_side_without_clobbering(tmp_path):
     """Two queued experiments run at once (-j 2), each in its own temporary workspace: each one's metrics

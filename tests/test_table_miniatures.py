@@ -29,9 +29,8 @@ from typing import Any
 import numpy as np
 import pytest
 import yaml
+from builders import free_port, write_cifar10, write_pickle
 from project import ROOT, environment, make_project, run
-from test_data_images import write_cifar10, write_pickle
-from test_launch import free_port
 
 from ban_pipeline.tables import TABLES, Row, Table, load_tables
 

@@ -50,7 +50,7 @@ class OptimizerConfig:
 class ScheduleConfig:
     """The settings of a schedule of ``ban.training.schedules`` (each reads those it needs)."""
 
-    name: str = "step"
+    name: str = "cosine"
     milestones: list[int] = field(default_factory=list)
     gamma: float = 0.2
     min_improvement: float = 0.0
@@ -58,14 +58,14 @@ class ScheduleConfig:
 
 @dataclass(frozen=True)
 class AugmentConfig:
-    crop_padding: int = 0
+    crop_padding: int = 1
     hflip: bool = False
 
 
 @dataclass(frozen=True)
 class TrainConfig:
-    epochs: int = 10
-    batch_size: int = 128
+    epochs: int = 12
+    batch_size: int = 64
     eval_batch_size: int = 1000
     optimizer: OptimizerConfig = field(default_factory=OptimizerConfig)
     schedule: ScheduleConfig = field(default_factory=ScheduleConfig)
@@ -109,10 +109,11 @@ class EnsembleConfig:
 class Params:
     seed: int = 0
     data: DataConfig = field(default_factory=DataConfig)
-    model: dict[str, Any] = field(default_factory=lambda: {"arch": "resnet"})
+    model: dict[str, Any] = field(default_factory=lambda: {"arch": "resnet", "depth": 8, "width": 16})
     train: TrainConfig = field(default_factory=TrainConfig)
     kd: KDConfig = field(default_factory=KDConfig)
-    students: dict[str, StudentConfig] = field(default_factory=dict)
+    students: dict[str, StudentConfig] = field(  # the default chain: BAN-1..3, each from the one before
+        default_factory=lambda: {f"gen{k}": StudentConfig(teacher=f"gen{k - 1}") for k in (1, 2, 3)})
     ensemble: EnsembleConfig = field(default_factory=EnsembleConfig)
 
     def generations(self) -> list[str]:
