@@ -36,14 +36,14 @@ from ban_pipeline.reporting.study import (
     summary_markdown,
     variant_markdown,
 )
-from ban_pipeline.reporting.tables import (
+from ban_pipeline.reporting.table_results import (
     cell_results,
     experiments_of_runs,
     plot_table,
     row_parameters,
     table_markdown,
 )
-from ban_pipeline.tables import Table, table_named
+from ban_pipeline.paper_tables import Table, table_named
 from ban_pipeline.tools import dvc
 from stages.cli import run
 

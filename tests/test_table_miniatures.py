@@ -33,7 +33,7 @@ from project import ROOT, environment, make_project, run
 from test_data_images import write_cifar10, write_pickle
 from test_launch import free_port
 
-from ban_pipeline.tables import TABLES, Row, Table, load_tables
+from ban_pipeline.paper_tables import TABLES, Row, Table, load_tables
 
 pytestmark = pytest.mark.slow  # real pipelines: processes, DVC, git, Ray
 

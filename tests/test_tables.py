@@ -22,7 +22,7 @@ from project import ROOT, environment
 
 from ban.core.errors import ConfigError
 from ban_pipeline.presets import estimated_gpu_hours
-from ban_pipeline.tables import TABLES, check_cells, load_tables, run_params
+from ban_pipeline.paper_tables import TABLES, check_cells, load_tables, run_params
 
 # The paper's numbers, row by row, in the order of its columns.
 PAPER = {
@@ -253,7 +253,7 @@ def test_a_table_with_no_experiment_of_its_name_says_so_and_shows_every_cell_mis
 
 
 def test_a_single_seed_has_no_interval_and_marks_nothing() -> None:
-    from ban_pipeline.reporting.tables import CellResult, cell_text
+    from ban_pipeline.reporting.table_results import CellResult, cell_text
 
     one = CellResult("LSTM", "teacher (test)", "lstm", "gen0", "test_perplexity", 71.87, (0,), (80.0,))
     assert math.isnan(one.interval[0]) and not one.paper_outside
