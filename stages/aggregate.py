@@ -22,6 +22,7 @@ from typing import Any
 import pandas as pd
 
 from ban.core.errors import BanError, ConfigError
+from ban_pipeline.paper_tables import Table, table_named
 from ban_pipeline.reporting.record import of_launch, update_record
 from ban_pipeline.reporting.study import (
     TRAIN_ERROR,
@@ -43,7 +44,6 @@ from ban_pipeline.reporting.table_results import (
     row_parameters,
     table_markdown,
 )
-from ban_pipeline.paper_tables import Table, table_named
 from ban_pipeline.tools import dvc
 from stages.cli import run
 

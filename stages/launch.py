@@ -21,7 +21,7 @@ from pathlib import Path
 from ban.core.config import Params
 from ban.core.errors import BanError, ConfigError
 from ban_pipeline.launch.cluster import check_cluster
-from ban_pipeline.launch.data import check_data
+from ban_pipeline.launch.data import check_study_data
 from ban_pipeline.launch.plan import (
     Experiment,
     Job,
@@ -32,8 +32,8 @@ from ban_pipeline.launch.plan import (
 )
 from ban_pipeline.launch.settings import Request, committed_params, pushed_experiments, study_settings
 from ban_pipeline.launch.study import Resources, run_on_ray
-from ban_pipeline.presets import estimated_gpu_hours
 from ban_pipeline.paper_tables import load_tables, table_named
+from ban_pipeline.presets import estimated_gpu_hours
 from ban_pipeline.tools import dvc
 from stages.cli import run
 from stages.preset import readable
@@ -72,7 +72,7 @@ def main(argv: list[str]) -> None:
     left = {job.name: plan.params[job.name] for job in jobs if job.is_experiment}
     if args.dry_run:
         print(dry_run(jobs, left))
-    check_data(root, left)
+    check_study_data(root, left)
     if args.dry_run:
         return
     resources = Resources(args.cpus_per_experiment, args.gpus_per_experiment)

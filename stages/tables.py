@@ -11,8 +11,8 @@ from __future__ import annotations
 import argparse
 
 from ban.core.errors import ConfigError
-from ban_pipeline.presets import NetworkCost, estimated_gpu_hours, network_costs
 from ban_pipeline.paper_tables import Table, check_cells, load_tables, table_named
+from ban_pipeline.presets import NetworkCost, estimated_gpu_hours, network_costs
 from stages.cli import run
 from stages.preset import readable, sizes
 

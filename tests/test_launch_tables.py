@@ -16,8 +16,8 @@ from project import environment, make_project, run
 from test_data_images import write_cifar10, write_cifar100
 
 from ban_pipeline.launch.plan import grid_experiments, plan_study
-from ban_pipeline.presets import estimated_gpu_hours
 from ban_pipeline.paper_tables import run_params, table_named
+from ban_pipeline.presets import estimated_gpu_hours
 from stages.preset import readable
 
 

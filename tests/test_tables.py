@@ -21,8 +21,8 @@ import yaml
 from project import ROOT, environment
 
 from ban.core.errors import ConfigError
-from ban_pipeline.presets import estimated_gpu_hours
 from ban_pipeline.paper_tables import TABLES, check_cells, load_tables, run_params
+from ban_pipeline.presets import estimated_gpu_hours
 
 # The paper's numbers, row by row, in the order of its columns.
 PAPER = {

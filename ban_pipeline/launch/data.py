@@ -17,7 +17,7 @@ from ban.datasets import dataset_of
 from ban_pipeline.tools import git
 
 
-def check_data(repository: Path, experiments: dict[str, Params]) -> None:
+def check_study_data(repository: Path, experiments: dict[str, Params]) -> None:
     """Refuse to start when some experiments' data is not where their jobs will read it."""
     problems = data_problems(repository, experiments)
     if not problems:

@@ -33,28 +33,12 @@ import yaml
 from ban.core.paths import PARAMS, SUMMARY
 from ban.training.interrupt import PR_SET_PDEATHSIG
 from ban_pipeline.launch.plan import Job
+from ban_pipeline.launch.settings import Settings
 
 KILLED = re.compile(r"exited with (-\d+|13[07]|143)\b")  # a signal, or the exit code a shell gives it
 ERROR_LINE = re.compile(r"^(?:error|ERROR): (.*)$")
 TERMINATE_GRACE_S = 30
 KILLED_GONE_S = 10  # how long SIGKILLed processes may take to disappear
-
-
-@dataclass(frozen=True)
-class Settings:
-    """What every job of a study needs to know; the same on every host."""
-
-    git_remote: str  # where the commit is cloned from and experiments are pushed to
-    commit: str
-    work_root: str  # each job's clone goes in a folder of its own under it
-    log_dir: str
-    dvc_remote: str | None = None  # remote mode: a DVC remote URL or path
-    shared_cache: str | None = None  # shared-cache mode: the cache every clone uses
-    state_dir: str | None = None  # BAN_STATE_DIR for the train stages: where retries find their state
-    shared_stages: tuple[str, ...] = ()  # stages the study runs once, as dvc.yaml names them
-    cpus: int = 1
-    gpu_ids: tuple[str, ...] = ()
-    node: str = ""  # the Ray node the job runs on (several may share a host)
 
 
 @dataclass

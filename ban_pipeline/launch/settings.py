@@ -9,8 +9,24 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ban.core.errors import BanError, ConfigError
-from ban_pipeline.launch.jobs import Settings
 from ban_pipeline.tools import dvc, git
+
+
+@dataclass(frozen=True)
+class Settings:
+    """What every job of a study needs to know; the same on every host."""
+
+    git_remote: str  # where the commit is cloned from and experiments are pushed to
+    commit: str
+    work_root: str  # each job's clone goes in a folder of its own under it
+    log_dir: str
+    dvc_remote: str | None = None  # remote mode: a DVC remote URL or path
+    shared_cache: str | None = None  # shared-cache mode: the cache every clone uses
+    state_dir: str | None = None  # BAN_STATE_DIR for the train stages: where retries find their state
+    shared_stages: tuple[str, ...] = ()  # stages the study runs once, as dvc.yaml names them
+    cpus: int = 1
+    gpu_ids: tuple[str, ...] = ()
+    node: str = ""  # the Ray node the job runs on (several may share a host)
 
 
 @dataclass(frozen=True)
