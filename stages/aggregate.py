@@ -23,6 +23,7 @@ import pandas as pd
 
 from ban.core.errors import BanError, ConfigError
 from ban_pipeline.paper_tables import Table, table_named
+from ban_pipeline.processes import dvc
 from ban_pipeline.reporting.record import of_launch, update_record
 from ban_pipeline.reporting.study import (
     TRAIN_ERROR,
@@ -44,7 +45,6 @@ from ban_pipeline.reporting.table_results import (
     row_parameters,
     table_markdown,
 )
-from ban_pipeline.tools import dvc
 from stages.cli import run
 
 

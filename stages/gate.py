@@ -18,9 +18,9 @@ from pathlib import Path
 
 from ban.core.errors import BanError
 from ban.core.paths import SUMMARY
+from ban_pipeline.processes import git
 from ban_pipeline.reporting.baseline import reproduced_metrics
 from ban_pipeline.reporting.gate import check_tolerance, compare, markdown, parse_summary
-from ban_pipeline.tools import git
 from stages.cli import run
 
 

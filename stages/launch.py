@@ -34,7 +34,7 @@ from ban_pipeline.launch.settings import Request, committed_params, pushed_exper
 from ban_pipeline.launch.study import Resources, run_on_ray
 from ban_pipeline.paper_tables import load_tables, table_named
 from ban_pipeline.presets import estimated_gpu_hours
-from ban_pipeline.tools import dvc
+from ban_pipeline.processes import dvc
 from stages.cli import run
 from stages.preset import readable
 

@@ -14,7 +14,7 @@ from pathlib import Path
 from ban.core.config import Params
 from ban.core.errors import ConfigError
 from ban.datasets import dataset_of
-from ban_pipeline.tools import git
+from ban_pipeline.processes import git
 
 
 def check_study_data(repository: Path, experiments: dict[str, Params]) -> None:

@@ -26,7 +26,7 @@ from ban.core.config import Params, params_from_mapping
 from ban.core.errors import BanError, ConfigError
 from ban.core.paths import PARAMS
 from ban.validation.params_file import validate_everything
-from ban_pipeline.tools import output_of
+from ban_pipeline.processes import output_of
 
 TRAINING = "stages.train"  # the command of the stages that train for train.epochs
 

@@ -9,7 +9,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ban.core.errors import BanError, ConfigError
-from ban_pipeline.tools import dvc, git
+from ban_pipeline.processes import dvc, git
+
+REMOTE_TIMEOUT_S = 120  # a git remote that does not answer (a host down, a prompt for credentials)
 
 
 @dataclass(frozen=True)
@@ -99,7 +101,7 @@ def committed_params(root: Path, params: str | None, option: str = "--params") -
 def pushed_experiments(root: Path, settings: Settings) -> set[str]:
     """Names of the experiments of the study's commit in the git remote: those a relaunched study (same
     ``--name``) finished before, and pushed only once they had succeeded."""
-    refs = git(root, "ls-remote", settings.git_remote, "refs/exps/*").splitlines()
+    refs = git(root, "ls-remote", settings.git_remote, "refs/exps/*", timeout_s=REMOTE_TIMEOUT_S).splitlines()
     baseline = f"refs/exps/{settings.commit[:2]}/{settings.commit[2:]}/"
     return {ref.split("\t")[1][len(baseline):] for ref in refs if ref.split("\t")[1].startswith(baseline)}
 
