@@ -133,7 +133,7 @@ def tables_command(*arguments: str) -> str:
 
 
 def test_the_listing_shows_each_tables_rows_runs_and_cost_for_n_seeds() -> None:
-    from stages.preset import readable
+    from ban_pipeline.presets import short_number
 
     table6 = load_tables(ROOT / TABLES)["table6"]
     hours = {run_id: estimated_gpu_hours(run_params(run)) for run_id, run in table6.runs.items()}
@@ -141,14 +141,14 @@ def test_the_listing_shows_each_tables_rows_runs_and_cost_for_n_seeds() -> None:
     assert listing[0] == f"# {table6.title} (`table6`)"
     assert "| LSTM | 4 | lstm | 52M | 51.03M |" in listing  # the paper's count beside ours
     assert "| CNN-LSTM | 4 | cnn_lstm | 19M | 19.37M |" in listing
-    assert (f"| lstm | ptb-lstm | - | 3: lstm 51.03M | {readable(hours['lstm'])} | "
-            f"{readable(3 * hours['lstm'])} |") in listing
-    assert listing[-1].startswith(f"6 experiments, about {readable(3 * sum(hours.values()))} H100-hours for "
-                                  "3 seeds")
+    assert (f"| lstm | ptb-lstm | - | 3: lstm 51.03M | {short_number(hours['lstm'])} | "
+            f"{short_number(3 * hours['lstm'])} |") in listing
+    total = short_number(3 * sum(hours.values()))
+    assert listing[-1].startswith(f"6 experiments, about {total} H100-hours for 3 seeds")
     overview = tables_command().splitlines()
     assert [line.split(" | ")[0] for line in overview[2:]] == ["| table1", "| table2", "| table5", "| table6"]
-    assert overview[-1].startswith(f"| table6 | 2 | 2 | 6 | {readable(sum(hours.values()))} | "
-                                   f"{readable(5 * sum(hours.values()))} |")
+    assert overview[-1].startswith(f"| table6 | 2 | 2 | 6 | {short_number(sum(hours.values()))} | "
+                                   f"{short_number(5 * sum(hours.values()))} |")
 
 
 def test_a_listing_read_in_part_ends_quietly() -> None:

@@ -25,6 +25,7 @@ from typing import Any
 import ray
 from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
+import ban
 from ban.core.config import TrainConfig
 from ban.core.errors import BanError
 from ban.tasks import headline_metrics
@@ -33,7 +34,8 @@ from ban_pipeline.launch.jobs import JobResult, StageKilled, run_job
 from ban_pipeline.launch.plan import Job, Rejected
 from ban_pipeline.launch.settings import Settings
 
-PACKAGE = Path(__file__).resolve().parents[1]  # ban/: shipped to every worker
+# shipped to every worker (Ray's py_modules): the library and the application its jobs run
+PACKAGES = (Path(ban.__file__).resolve().parent, Path(__file__).resolve().parents[1])
 MAX_RETRIES = 3
 POLL_S = 5.0
 REPORT_EVERY_S = 600.0  # a line with the counts and the time left, between the start and done lines
@@ -127,7 +129,8 @@ def run_on_ray(jobs: list[Job], settings: Settings, resources: Resources, addres
     """Connect to the cluster at ``address`` (or start a local instance), run the study, and always
     disconnect (stopping an instance it started). Ctrl-C and SIGTERM cancel the study. ``trainings``:
     each experiment's ``train`` settings, to check its GPUs."""
-    runtime_env = {"py_modules": [str(PACKAGE)], "env_vars": {"DVC_NO_ANALYTICS": "1"}}
+    runtime_env = {"py_modules": [str(package) for package in PACKAGES],
+                   "env_vars": {"DVC_NO_ANALYTICS": "1"}}
     try:
         # "local", not None: Ray would join the cluster a `ray start` on this host left in its temp folder
         ray.init(address=address or "local", runtime_env=runtime_env, include_dashboard=False,
