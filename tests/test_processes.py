@@ -46,6 +46,7 @@ def test_a_shown_command_that_fails_names_its_exit_status(tmp_path: Path) -> Non
 def test_a_streamed_command_gives_each_line_and_its_status(tmp_path: Path) -> None:
     seen: list[str] = []
     script = "import sys; print('one'); print('two', file=sys.stderr, flush=True); sys.exit(5)"
-    status, output = streamed((sys.executable, "-c", script), tmp_path, {"PATH": "/usr/bin:/bin"}, seen.append)
+    command = (sys.executable, "-c", script)
+    status, output = streamed(command, tmp_path, {"PATH": "/usr/bin:/bin"}, seen.append)
     assert (status, sorted(seen), sorted(output.splitlines(keepends=True))) == (5, ["one\n", "two\n"],
                                                                              ["one\n", "two\n"])
