@@ -11,6 +11,7 @@ import ast
 import hashlib
 import importlib
 import json
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -61,6 +62,7 @@ def project(tmp_path_factory: pytest.TempPathFactory) -> Path:
                         extra=("bench", "presets", "paper", "reports"))
 
 
+@pytest.mark.slow
 def test_every_command_takes_help_touches_nothing_and_refuses_an_unknown_option(project: Path) -> None:
     modules = commands()
     assert {"stages.prepare", "stages.train", "stages.launch", "bench.train_speed"} <= set(modules)
@@ -80,7 +82,7 @@ def test_every_command_takes_help_touches_nothing_and_refuses_an_unknown_option(
             assert (code, out.split()[:1]) == (0, ["usage:"]), (module, out, err)
             assert len(out.splitlines()) > 3, (module, out)  # what it does, not the usage line alone
         else:
-            refused = err.startswith("usage: ") and "unrecognized arguments: --no-such-flag" in err
+            refused = err.startswith("usage: ") and f"{module}: error: " in err  # e.g. unrecognized arguments
             assert (code, refused) == (2, True), (module, code, err)
     assert tree_digest(project) == before
     assert not (project / "data" / "prepared").exists()
@@ -123,6 +125,29 @@ def test_each_subcommand_is_its_stage_and_has_its_own_help(name: str, capsys: py
     assert exit.value.code == 2 and "unrecognized arguments: --no-such-flag" in capsys.readouterr().err
 
 
+@pytest.mark.slow
+def test_pip_install_gives_the_ban_program(tmp_path: Path) -> None:
+    """``pip install .`` (into a virtual environment that sees this machine's packages, so that nothing is
+    downloaded) installs ``ban``, which answers outside the repository, its commands included."""
+    source = tmp_path / "source"
+    source.mkdir()
+    for name in ("pyproject.toml", "README.md", "LICENSE"):
+        shutil.copy2(ROOT / name, source / name)
+    for package in ("ban", "ban_pipeline"):
+        shutil.copytree(ROOT / package, source / package, ignore=shutil.ignore_patterns("__pycache__"))
+    venv = tmp_path / "venv"
+    subprocess.run([sys.executable, "-m", "venv", "--system-site-packages", "--without-pip", str(venv)],
+                   check=True)
+    pip = [venv / "bin" / "python", "-m", "pip", "install", "--no-index", "--no-build-isolation", "--no-deps"]
+    install = subprocess.run([*pip, "-q", str(source)], capture_output=True, text=True, cwd=tmp_path)
+    assert install.returncode == 0, install.stdout + install.stderr
+    for arguments, expected in ((["--help"], "usage: ban "), (["tables", "--help"], "usage: ban tables "),
+                                (["--version"], "ban ")):
+        result = subprocess.run([venv / "bin" / "ban", *arguments], capture_output=True, text=True,
+                                cwd=tmp_path)
+        assert result.returncode == 0 and result.stdout.startswith(expected), (arguments, result.stderr)
+
+
 def test_ban_verify_without_its_stage_says_so_in_one_line(tmp_path: Path) -> None:
     script = "import sys; from ban_pipeline.console import main; main(sys.argv[1:])"
     env = dict(environment(), PYTHONPATH=str(ROOT))
@@ -145,3 +170,19 @@ def test_ban_verify_runs_the_checkouts_stage_module(tmp_path: Path) -> None:
     result = subprocess.run([sys.executable, "-c", script, "verify", "reports/studies/x"], cwd=tmp_path,
                             env=env, capture_output=True, text=True, timeout=120)
     assert (result.returncode, result.stdout) == (0, "verified reports/studies/x\n"), result.stderr
+
+
+def test_a_stage_only_parses_calls_the_application_and_prints() -> None:
+    """At most 90 lines each, importing the library, the application and the shared runner: no other stage."""
+    for path in (ROOT / "stages").glob("*.py"):
+        assert len(path.read_text().splitlines()) <= 90, path.name
+        imported = set()
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom):
+                imported.add(node.module or "")
+            elif isinstance(node, ast.Import):
+                imported |= {alias.name for alias in node.names}
+        ours = {name for name in imported if name.split(".")[0] in ("ban", "ban_pipeline", "stages")}
+        others = imported - ours - {"__future__", "argparse", "gc", "collections.abc"}
+        assert others == set() and {name for name in ours if name.startswith("stages")} <= {"stages.cli"}, \
+            (path.name, others, ours)
