@@ -138,3 +138,15 @@ def gpu_hours(flops: float, task: Task) -> float:
 def estimated_gpu_hours(params: Params) -> float:
     """A chain's H100-hours estimated from its FLOPs; NaN where the dataset's size is unknown."""
     return gpu_hours(training_flops(params, network_costs(params)), task_of(params))
+
+
+def short_number(value: float) -> str:
+    """Three significant digits, without exponents; tiny values as "<0.01" (costs in tables)."""
+    if value >= 100:
+        return f"{value:,.0f}"
+    return f"{value:.3g}" if value >= 0.01 else "<0.01"
+
+
+def network_sizes(costs: list[NetworkCost]) -> str:
+    """The distinct architectures among the networks, each with its parameter count in millions."""
+    return " / ".join(dict.fromkeys(f"{cost.arch} {cost.parameters / 1e6:.2f}M" for cost in costs))

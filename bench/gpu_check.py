@@ -32,7 +32,7 @@ from ban.core.errors import ConfigError
 from ban.training.device import autocast, describe_device, resolve_device, resolve_precision
 
 ROOT = Path(__file__).resolve().parents[1]
-COPIED = ("ban", "stages", "dvc.yaml", "params.yaml")
+COPIED = ("ban", "ban_pipeline", "stages", "dvc.yaml", "params.yaml")  # what the stages import
 OUTPUTS = ("models", "preds", "metrics", "dvclive")
 EPOCHS = 3  # killed after the second epoch's line: epoch 1 is certainly saved, epoch 3 not yet trained
 CHAINS: dict[str, dict[str, Any]] = {

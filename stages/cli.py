@@ -1,30 +1,23 @@
-"""What every stage does around its work: logging, and one-line errors instead of tracebacks."""
+"""What every stage does around its work: its arguments (``--help`` without running it), logging, and
+one-line errors instead of tracebacks (``ban_pipeline.runner``, shared with the ``ban`` command)."""
 
 from __future__ import annotations
 
+import argparse
 import gc
-import logging
-import os
-import sys
 from collections.abc import Callable
 
-from ban.core.errors import BanError
+from ban_pipeline.runner import run
+
+__all__ = ["run", "run_process", "stage_arguments"]
 
 
-def run(main: Callable[[list[str]], None], argv: list[str] | None = None) -> None:
-    """Run a stage's ``main``; a user-facing problem ends with one line on stderr and its exit code."""
-    logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stdout, force=True)
-    try:
-        main(sys.argv[1:] if argv is None else argv)
-    except BanError as error:
-        print(f"error: {error}", file=sys.stderr)
-        sys.exit(error.exit_code)
-    except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
-        sys.exit(130)
-    except BrokenPipeError:  # the reader went away (`| head`): stop quietly, as command-line tools do
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no second error at exit's flush
-        sys.exit(141)
+def stage_arguments(module: str, doc: str | None, reads: str) -> argparse.ArgumentParser:
+    """The parser of a pipeline stage: its description, and the ``params.yaml`` keys it reads."""
+    return argparse.ArgumentParser(prog=f"python -m {module}", description=doc,
+                                   formatter_class=argparse.RawDescriptionHelpFormatter,
+                                   epilog=f"params.yaml keys it reads: {reads}. DVC runs it (dvc repro, "
+                                   "dvc exp run) as dvc.yaml says; its outputs are dvc.yaml's outs.")
 
 
 def run_process(main: Callable[[list[str]], None]) -> None:

@@ -7,10 +7,13 @@ from ban.core.files import save_json, save_torch
 from ban.core.paths import ENSEMBLE, PARAMS, metrics_path
 from ban.ensemble import ensemble_records
 from ban.predictions import load_generation_predictions
-from stages.cli import run_process
+from stages.cli import run_process, stage_arguments
+
+PARAMS_READ = "ensemble, students"
 
 
 def main(argv: list[str]) -> None:
+    stage_arguments("stages.ensemble", __doc__, PARAMS_READ).parse_args(argv)
     params = load_params(PARAMS)
     members = params.ensemble_members()
     ensembles = ensemble_records({name: load_generation_predictions(name) for name in members})

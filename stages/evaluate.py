@@ -24,10 +24,13 @@ from ban_pipeline.reporting.results import (
     results_table,
     write_markdown,
 )
-from stages.cli import run_process
+from stages.cli import run_process, stage_arguments
+
+PARAMS_READ = "students, data.name, model.arch, kd.mode"
 
 
 def main(argv: list[str]) -> None:
+    stage_arguments("stages.evaluate", __doc__, PARAMS_READ).parse_args(argv)
     params = load_params(PARAMS)
     saved = {name: load_generation_predictions(name) for name in params.generations()}
     saved_ensembles = load_torch(ENSEMBLE, "ensemble predictions", "stage ensemble (dvc repro)")["ensembles"]

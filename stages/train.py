@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import argparse
-
 from ban.core.config import load_params
 from ban.core.paths import PARAMS
 from ban.training.closure import module_files
@@ -11,11 +9,13 @@ from ban.training.distributed import launched, relaunch
 from ban.training.generation import train_generation
 from ban.training.interrupt import stop_with_parent
 from ban.validation.chain import check_names
-from stages.cli import run_process
+from stages.cli import run_process, stage_arguments
+
+PARAMS_READ = "seed, data, model, train; a student's also kd and students.<generation>"
 
 
 def main(argv: list[str]) -> None:
-    parser = argparse.ArgumentParser(prog="python -m stages.train", description=__doc__)
+    parser = stage_arguments("stages.train", __doc__, PARAMS_READ)
     parser.add_argument("generation", help="gen0 (the teacher) or a key of `students` in params.yaml")
     args = parser.parse_args(argv)
     stop_with_parent()

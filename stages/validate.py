@@ -11,10 +11,13 @@ from __future__ import annotations
 from ban.core.config import load_params
 from ban.core.paths import PARAMS
 from ban.validation.params_file import validate_everything
-from stages.cli import run_process
+from stages.cli import run_process, stage_arguments
+
+PARAMS_READ = "every key (the whole file is checked)"
 
 
 def main(argv: list[str]) -> None:
+    stage_arguments("stages.validate", __doc__, PARAMS_READ).parse_args(argv)
     params = load_params(PARAMS)
     task = validate_everything(params)
     print(f"{PARAMS}: valid ({task} chain: {', '.join(params.generations())})")

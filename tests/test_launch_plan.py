@@ -18,8 +18,8 @@ import yaml
 from project import make_project, run
 
 from ban.core.errors import ConfigError
-from ban_pipeline.launch.jobs import group_running, stop
 from ban_pipeline.launch.plan import Job, expand_grid, grid_experiments, plan_study, without_finished
+from ban_pipeline.processes import group_running, stop
 
 
 @pytest.fixture(scope="module")

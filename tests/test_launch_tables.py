@@ -16,9 +16,8 @@ from builders import write_cifar10, write_cifar100
 from project import environment, make_project, run
 
 from ban_pipeline.launch.plan import grid_experiments, plan_study
-from ban_pipeline.presets import estimated_gpu_hours
-from ban_pipeline.tables import run_params, table_named
-from stages.preset import readable
+from ban_pipeline.paper_tables import run_params, table_named
+from ban_pipeline.presets import estimated_gpu_hours, short_number
 
 
 @pytest.fixture(scope="module")
@@ -72,9 +71,9 @@ def test_the_dry_run_lists_every_run_times_the_grid_with_its_cost(project: Path,
     assert [match.group(1) for match in listed] == [
         "table2-densenet_90_60-01-seed_0", "table2-densenet_90_60-02-seed_1",
         "table2-densenet_80_120-01-seed_0", "table2-densenet_80_120-02-seed_1"]
-    assert [match.group(3) for match in listed] == [readable(hours["densenet_90_60"])] * 2 + \
-        [readable(hours["densenet_80_120"])] * 2
-    assert lines[-1].startswith(f"estimated cost: {readable(2 * sum(hours.values()))} H100-hours for 4 "
+    assert [match.group(3) for match in listed] == [short_number(hours["densenet_90_60"])] * 2 + \
+        [short_number(hours["densenet_80_120"])] * 2
+    assert lines[-1].startswith(f"estimated cost: {short_number(2 * sum(hours.values()))} H100-hours for 4 "
                                 "experiments")
 
 

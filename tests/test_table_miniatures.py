@@ -32,7 +32,7 @@ import yaml
 from builders import free_port, write_cifar10, write_pickle
 from project import ROOT, environment, make_project, run
 
-from ban_pipeline.tables import TABLES, Row, Table, load_tables
+from ban_pipeline.paper_tables import TABLES, Row, Table, load_tables
 
 pytestmark = pytest.mark.slow  # real pipelines: processes, DVC, git, Ray
 

@@ -21,8 +21,8 @@ import yaml
 from project import ROOT, environment
 
 from ban.core.errors import ConfigError
+from ban_pipeline.paper_tables import TABLES, check_cells, load_tables, run_params
 from ban_pipeline.presets import estimated_gpu_hours
-from ban_pipeline.tables import TABLES, check_cells, load_tables, run_params
 
 # The paper's numbers, row by row, in the order of its columns.
 PAPER = {
@@ -133,7 +133,7 @@ def tables_command(*arguments: str) -> str:
 
 
 def test_the_listing_shows_each_tables_rows_runs_and_cost_for_n_seeds() -> None:
-    from stages.preset import readable
+    from ban_pipeline.presets import short_number
 
     table6 = load_tables(ROOT / TABLES)["table6"]
     hours = {run_id: estimated_gpu_hours(run_params(run)) for run_id, run in table6.runs.items()}
@@ -141,14 +141,14 @@ def test_the_listing_shows_each_tables_rows_runs_and_cost_for_n_seeds() -> None:
     assert listing[0] == f"# {table6.title} (`table6`)"
     assert "| LSTM | 4 | lstm | 52M | 51.03M |" in listing  # the paper's count beside ours
     assert "| CNN-LSTM | 4 | cnn_lstm | 19M | 19.37M |" in listing
-    assert (f"| lstm | ptb-lstm | - | 3: lstm 51.03M | {readable(hours['lstm'])} | "
-            f"{readable(3 * hours['lstm'])} |") in listing
-    assert listing[-1].startswith(f"6 experiments, about {readable(3 * sum(hours.values()))} H100-hours for "
-                                  "3 seeds")
+    assert (f"| lstm | ptb-lstm | - | 3: lstm 51.03M | {short_number(hours['lstm'])} | "
+            f"{short_number(3 * hours['lstm'])} |") in listing
+    total = short_number(3 * sum(hours.values()))
+    assert listing[-1].startswith(f"6 experiments, about {total} H100-hours for 3 seeds")
     overview = tables_command().splitlines()
     assert [line.split(" | ")[0] for line in overview[2:]] == ["| table1", "| table2", "| table5", "| table6"]
-    assert overview[-1].startswith(f"| table6 | 2 | 2 | 6 | {readable(sum(hours.values()))} | "
-                                   f"{readable(5 * sum(hours.values()))} |")
+    assert overview[-1].startswith(f"| table6 | 2 | 2 | 6 | {short_number(sum(hours.values()))} | "
+                                   f"{short_number(5 * sum(hours.values()))} |")
 
 
 def test_a_listing_read_in_part_ends_quietly() -> None:
@@ -253,7 +253,7 @@ def test_a_table_with_no_experiment_of_its_name_says_so_and_shows_every_cell_mis
 
 
 def test_a_single_seed_has_no_interval_and_marks_nothing() -> None:
-    from ban_pipeline.reporting.tables import CellResult, cell_text
+    from ban_pipeline.reporting.table_results import CellResult, cell_text
 
     one = CellResult("LSTM", "teacher (test)", "lstm", "gen0", "test_perplexity", 71.87, (0,), (80.0,))
     assert math.isnan(one.interval[0]) and not one.paper_outside

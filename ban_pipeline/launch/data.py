@@ -14,10 +14,10 @@ from pathlib import Path
 from ban.core.config import Params
 from ban.core.errors import ConfigError
 from ban.datasets import dataset_of
-from ban_pipeline.tools import git
+from ban_pipeline.processes import git
 
 
-def check_data(repository: Path, experiments: dict[str, Params]) -> None:
+def check_study_data(repository: Path, experiments: dict[str, Params]) -> None:
     """Refuse to start when some experiments' data is not where their jobs will read it."""
     problems = data_problems(repository, experiments)
     if not problems:

@@ -16,45 +16,23 @@ import json
 import os
 import re
 import shutil
-import signal
 import socket
-import subprocess
 import sys
-import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import psutil
 import yaml
 
 from ban.core.paths import PARAMS, SUMMARY
-from ban.training.interrupt import PR_SET_PDEATHSIG
 from ban_pipeline.launch.plan import Job
+from ban_pipeline.launch.settings import Settings
+from ban_pipeline.processes import dvc_command, stop_leftovers, streamed
 
 KILLED = re.compile(r"exited with (-\d+|13[07]|143)\b")  # a signal, or the exit code a shell gives it
 ERROR_LINE = re.compile(r"^(?:error|ERROR): (.*)$")
-TERMINATE_GRACE_S = 30
-KILLED_GONE_S = 10  # how long SIGKILLed processes may take to disappear
-
-
-@dataclass(frozen=True)
-class Settings:
-    """What every job of a study needs to know; the same on every host."""
-
-    git_remote: str  # where the commit is cloned from and experiments are pushed to
-    commit: str
-    work_root: str  # each job's clone goes in a folder of its own under it
-    log_dir: str
-    dvc_remote: str | None = None  # remote mode: a DVC remote URL or path
-    shared_cache: str | None = None  # shared-cache mode: the cache every clone uses
-    state_dir: str | None = None  # BAN_STATE_DIR for the train stages: where retries find their state
-    shared_stages: tuple[str, ...] = ()  # stages the study runs once, as dvc.yaml names them
-    cpus: int = 1
-    gpu_ids: tuple[str, ...] = ()
-    node: str = ""  # the Ray node the job runs on (several may share a host)
 
 
 @dataclass
@@ -223,98 +201,23 @@ class Runner:
         self.workdir, self.log, self.env, self.on_line = workdir, log, env, on_line
 
     def dvc(self, *arguments: str) -> str:
-        return self.run(sys.executable, "-m", "dvc", *arguments)
+        return self.run(*dvc_command(*arguments))
 
     def run(self, *command: str, cwd: Path | None | str = "") -> str:
-        """Run ``command`` to its end; on cancellation (KeyboardInterrupt from Ray) stop it first.
-
-        The command runs in a session of its own, so that stopping it reaches the stage processes
-        DVC started: SIGTERM first (a train stage then saves its epoch and exits), SIGKILL if it
-        lingers. If this worker dies, the command is killed with it, and the train stage, losing
-        its ``dvc``, saves its epoch and stops (``stop_with_parent``). Output is copied by a thread
-        while this one waits in short steps, so that a cancellation is acted on at once, not at the
-        command's next line of output.
-        """
+        """Run ``command`` to its end (``processes.streamed``: stopped with what it started if the job
+        is cancelled), its output copied to the log as it comes."""
         self.log.write(f"$ {' '.join(command)}\n")
         self.log.flush()
-        directory = self.workdir if cwd == "" else cwd
-        process = subprocess.Popen(with_parent(command), cwd=directory, env=self.env, stdout=subprocess.PIPE,
-                                   stderr=subprocess.STDOUT, text=True, start_new_session=True)
-        lines: list[str] = []
-        copier = threading.Thread(target=self._copy, args=(process, lines), daemon=True)
-        copier.start()
-        try:
-            while process.poll() is None:
-                time.sleep(0.2)
-        except BaseException:
-            stop(process)
-            raise
-        copier.join()
-        output = "".join(lines)
-        if process.returncode != 0:
-            raise CommandFailed(error_line(output, command, process.returncode), output)
+        status, output = streamed(command, self.workdir if cwd == "" else cwd, self.env, self._copy)
+        if status != 0:
+            raise CommandFailed(error_line(output, command, status), output)
         return output
 
-    def _copy(self, process: subprocess.Popen[str], lines: list[str]) -> None:
-        for line in process.stdout:
-            lines.append(line)
-            self.log.write(line)
-            self.log.flush()
-            if self.on_line:
-                self.on_line(line)
-
-
-# Sets PR_SET_PDEATHSIG to SIGKILL, then becomes the command: a fresh, single-threaded process does it,
-# where preexec_fn in this multi-threaded Ray worker could deadlock.
-_EXEC_WITH_PARENT = ("import ctypes, os, sys; "
-                     f"ctypes.CDLL(None).prctl({PR_SET_PDEATHSIG}, {int(signal.SIGKILL)}, 0, 0, 0); "
-                     "os.execvp(sys.argv[1], sys.argv[1:])")
-
-
-def with_parent(command: tuple[str, ...]) -> list[str]:
-    """``command``, killed when this process dies (on Linux; elsewhere as it is)."""
-    if not sys.platform.startswith("linux"):
-        return list(command)
-    return [sys.executable, "-c", _EXEC_WITH_PARENT, *command]
-
-
-def stop_leftovers(workdir: Path) -> None:
-    """End processes still working in ``workdir``: a previous attempt's, when its worker died."""
-    for process in psutil.process_iter(["pid"]):
-        try:
-            if Path(process.cwd()).is_relative_to(workdir) and process.pid != os.getpid():
-                process.kill()
-        except (psutil.Error, OSError):
-            continue
-
-
-def stop(process: subprocess.Popen[str]) -> None:
-    """Stop the command and every process it started (its process group): SIGTERM first (a train stage
-    saves its epoch and exits), SIGKILL what is left after the grace period. Returns once none is left,
-    not when the command alone has exited: DVC exits at once, its stage may take seconds to finish."""
-    for sig, grace in ((signal.SIGTERM, TERMINATE_GRACE_S), (signal.SIGKILL, KILLED_GONE_S)):
-        try:
-            os.killpg(process.pid, sig)
-        except ProcessLookupError:
-            return
-        process.poll()  # reap the command itself when it exits
-        deadline = time.monotonic() + grace
-        while group_running(process.pid) and time.monotonic() < deadline:
-            time.sleep(0.1)
-            process.poll()
-        if not group_running(process.pid):
-            return
-
-
-def group_running(group: int) -> bool:
-    """Whether a process of ``group`` still runs (zombies, which wait for a parent to reap them, do not)."""
-    for found in psutil.process_iter(["pid", "status"]):
-        try:
-            if os.getpgid(found.info["pid"]) == group and found.info["status"] != psutil.STATUS_ZOMBIE:
-                return True
-        except (ProcessLookupError, psutil.Error):
-            continue
-    return False
+    def _copy(self, line: str) -> None:
+        self.log.write(line)
+        self.log.flush()
+        if self.on_line:
+            self.on_line(line)
 
 
 def error_line(output: str, command: tuple[str, ...], status: int) -> str:

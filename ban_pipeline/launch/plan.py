@@ -26,7 +26,7 @@ from ban.core.config import Params, params_from_mapping
 from ban.core.errors import BanError, ConfigError
 from ban.core.paths import PARAMS
 from ban.validation.params_file import validate_everything
-from ban_pipeline.tools import output_of
+from ban_pipeline.processes import output_of
 
 TRAINING = "stages.train"  # the command of the stages that train for train.epochs
 
@@ -91,7 +91,7 @@ def expand_grid(overrides: list[str]) -> list[tuple[str, ...]]:
     return [tuple(sweep[str(PARAMS)]) for sweep in sweeps]
 
 
-def experiment_name(prefix: str, index: int, overrides: tuple[str, ...]) -> str:
+def grid_experiment_name(prefix: str, index: int, overrides: tuple[str, ...]) -> str:
     """``<prefix>-<index>-<overrides>``, made of the characters a git reference may hold."""
     slug = re.sub(r"[^A-Za-z0-9]+", "_", "-".join(overrides)).strip("_")
     return f"{prefix}-{index:02d}" + (f"-{slug[:60]}" if slug else "")
@@ -102,7 +102,7 @@ def grid_experiments(prefix: str, grid: list[tuple[str, ...]], params_file: str 
     """One experiment per point of the grid, named after its overrides (of several points, those that
     tell them apart: not a data path they all share); ``fixed`` overrides come first in each."""
     common = set.intersection(*(set(point) for point in grid)) if len(grid) > 1 else set()
-    return [Experiment(experiment_name(prefix, number, tuple(o for o in point if o not in common)),
+    return [Experiment(grid_experiment_name(prefix, number, tuple(o for o in point if o not in common)),
                        fixed + point, params_file) for number, point in enumerate(grid, start=1)]
 
 

@@ -9,8 +9,26 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ban.core.errors import BanError, ConfigError
-from ban_pipeline.launch.jobs import Settings
-from ban_pipeline.tools import dvc, git
+from ban_pipeline.processes import dvc, git
+
+REMOTE_TIMEOUT_S = 120  # a git remote that does not answer (a host down, a prompt for credentials)
+
+
+@dataclass(frozen=True)
+class Settings:
+    """What every job of a study needs to know; the same on every host."""
+
+    git_remote: str  # where the commit is cloned from and experiments are pushed to
+    commit: str
+    work_root: str  # each job's clone goes in a folder of its own under it
+    log_dir: str
+    dvc_remote: str | None = None  # remote mode: a DVC remote URL or path
+    shared_cache: str | None = None  # shared-cache mode: the cache every clone uses
+    state_dir: str | None = None  # BAN_STATE_DIR for the train stages: where retries find their state
+    shared_stages: tuple[str, ...] = ()  # stages the study runs once, as dvc.yaml names them
+    cpus: int = 1
+    gpu_ids: tuple[str, ...] = ()
+    node: str = ""  # the Ray node the job runs on (several may share a host)
 
 
 @dataclass(frozen=True)
@@ -83,7 +101,7 @@ def committed_params(root: Path, params: str | None, option: str = "--params") -
 def pushed_experiments(root: Path, settings: Settings) -> set[str]:
     """Names of the experiments of the study's commit in the git remote: those a relaunched study (same
     ``--name``) finished before, and pushed only once they had succeeded."""
-    refs = git(root, "ls-remote", settings.git_remote, "refs/exps/*").splitlines()
+    refs = git(root, "ls-remote", settings.git_remote, "refs/exps/*", timeout_s=REMOTE_TIMEOUT_S).splitlines()
     baseline = f"refs/exps/{settings.commit[:2]}/{settings.commit[2:]}/"
     return {ref.split("\t")[1][len(baseline):] for ref in refs if ref.split("\t")[1].startswith(baseline)}
 

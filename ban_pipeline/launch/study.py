@@ -25,14 +25,17 @@ from typing import Any
 import ray
 from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
+import ban
 from ban.core.config import TrainConfig
 from ban.core.errors import BanError
 from ban.tasks import headline_metrics
 from ban_pipeline.launch.gpus import check_gpus
-from ban_pipeline.launch.jobs import JobResult, Settings, StageKilled, run_job
+from ban_pipeline.launch.jobs import JobResult, StageKilled, run_job
 from ban_pipeline.launch.plan import Job, Rejected
+from ban_pipeline.launch.settings import Settings
 
-PACKAGE = Path(__file__).resolve().parents[1]  # ban/: shipped to every worker
+# shipped to every worker (Ray's py_modules): the library and the application its jobs run
+PACKAGES = (Path(ban.__file__).resolve().parent, Path(__file__).resolve().parents[1])
 MAX_RETRIES = 3
 POLL_S = 5.0
 REPORT_EVERY_S = 600.0  # a line with the counts and the time left, between the start and done lines
@@ -43,7 +46,7 @@ EPOCH_LINE = re.compile(r"^\S+ epoch +\d+/\d+ ")  # what a train stage prints af
 
 
 @ray.remote(num_cpus=0)
-class Progress:
+class StudyProgress:
     """Which jobs have started and on which host (a retry starts again), and how many epochs each has
     trained, for the driver's log."""
 
@@ -92,10 +95,11 @@ class Estimate:
             seconds_per_epoch = (time.monotonic() - self.started) / trained
         left = sum(max(job.epochs - epochs.get(job.name, 0), 0) for job in self.jobs
                    if job.name not in outcome.results)
-        return f" | {trained} epochs trained, {left} to go: about {readable(left * seconds_per_epoch)} left"
+        time_left = duration_text(left * seconds_per_epoch)
+        return f" | {trained} epochs trained, {left} to go: about {time_left} left"
 
 
-def readable(seconds: float) -> str:
+def duration_text(seconds: float) -> str:
     return f"{seconds / 3600:.1f} h" if seconds >= 5400 else f"{seconds / 60:.0f} min"
 
 
@@ -125,7 +129,8 @@ def run_on_ray(jobs: list[Job], settings: Settings, resources: Resources, addres
     """Connect to the cluster at ``address`` (or start a local instance), run the study, and always
     disconnect (stopping an instance it started). Ctrl-C and SIGTERM cancel the study. ``trainings``:
     each experiment's ``train`` settings, to check its GPUs."""
-    runtime_env = {"py_modules": [str(PACKAGE)], "env_vars": {"DVC_NO_ANALYTICS": "1"}}
+    runtime_env = {"py_modules": [str(package) for package in PACKAGES],
+                   "env_vars": {"DVC_NO_ANALYTICS": "1"}}
     try:
         # "local", not None: Ray would join the cluster a `ray start` on this host left in its temp folder
         ray.init(address=address or "local", runtime_env=runtime_env, include_dashboard=False,
@@ -157,7 +162,8 @@ def run_study(jobs: list[Job], settings: Settings, resources: Resources, say: Ca
     for refused in rejected:
         say(f"FAILED {refused.name} ({' '.join(refused.overrides)}): {refused.error}")
     here = ray.get_runtime_context().get_node_id()  # the driver's node: losing another keeps the log
-    progress = Progress.options(scheduling_strategy=NodeAffinitySchedulingStrategy(here, soft=False)).remote()
+    on_driver = NodeAffinitySchedulingStrategy(here, soft=False)
+    progress = StudyProgress.options(scheduling_strategy=on_driver).remote()
     task = ray.remote(execute).options(num_cpus=resources.cpus, num_gpus=resources.gpus,
                                        max_retries=MAX_RETRIES, retry_exceptions=[StageKilled])
     refs: dict[Any, Job] = {}

@@ -10,13 +10,13 @@ same code, params and data comes from the run-cache, and only what differs is tr
 
 from __future__ import annotations
 
-import subprocess
+import contextlib
 import sys
 import tempfile
 from pathlib import Path
 
 from ban.core.errors import BanError
-from ban_pipeline.tools import dvc, git
+from ban_pipeline.processes import dvc, dvc_command, git, shown
 
 
 def reproduced_metrics(revision: str, path: Path) -> str:
@@ -31,12 +31,10 @@ def reproduced_metrics(revision: str, path: Path) -> str:
             (tree / "dvc.lock").unlink(missing_ok=True)
             print(f"reproducing {revision} here (stages the current run shares come from DVC's run-cache)",
                   file=sys.stderr, flush=True)
-            repro = subprocess.run([sys.executable, "-m", "dvc", "repro"], cwd=tree, stdout=sys.stderr,
-                                   stderr=sys.stderr)
-            if repro.returncode != 0:
-                raise BanError(f"dvc repro of {revision} failed (exit {repro.returncode}): see above")
+            shown(dvc_command("repro"), tree, name=f"dvc repro of {revision}")
             if not (tree / path).exists():
                 raise BanError(f"{revision} does not write {path}")
             return (tree / path).read_text()
         finally:
-            subprocess.run(["git", "worktree", "remove", "--force", str(tree)], cwd=root, capture_output=True)
+            with contextlib.suppress(BanError):  # the temporary directory goes anyway
+                git(root, "worktree", "remove", "--force", str(tree))

@@ -20,9 +20,9 @@ from scipy import stats
 
 from ban.core.errors import BanError
 from ban.core.paths import SUMMARY
+from ban_pipeline.paper_tables import Table
 from ban_pipeline.reporting.results import save_figure
 from ban_pipeline.reporting.study import Run, flatten, mean_sd
-from ban_pipeline.tables import Table
 
 OUTSIDE = "*"  # marks a paper's number outside our 95% interval
 
