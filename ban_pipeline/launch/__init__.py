@@ -6,3 +6,7 @@ params and upstream work); ``jobs`` runs one unit of work in its own clone of th
 through a DVC remote and a git remote; ``study`` submits the jobs to Ray in dependency order and
 reports progress. Not imported by any stage.
 """
+
+from ban.core.errors import require_extra
+
+require_extra("cluster", ("ray",), "the study launcher (ban_pipeline.launch)")
