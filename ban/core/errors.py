@@ -66,6 +66,6 @@ def import_optional(module: str, extra: str, purpose: str) -> ModuleType:
         return importlib.import_module(module)
     except ModuleNotFoundError as error:
         package = module.split(".")[0]
-        if error.name is None or error.name.split(".")[0] != package:
+        if error.name != package:  # the package is there, something inside it is not
             raise
         raise missing_extra(extra, [package], purpose) from None
