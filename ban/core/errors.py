@@ -1,6 +1,6 @@
 """Errors a user can act on: stages print them as one line instead of a traceback.
 
-The library's core needs torch, torchvision, numpy and pyyaml only; a feature that needs more raises
+The library's core needs torch, torchvision, numpy, pyyaml and pillow; a feature that needs more raises
 :class:`MissingExtra`, naming the extra of ``born-again-networks`` that installs it.
 """
 
