@@ -20,6 +20,7 @@ import yaml
 from ban.core.config import TEACHER, Params
 from ban.core.errors import ConfigError
 from ban.tasks import headline_metrics, metric_name
+from ban_pipeline.engines import dvc_private
 from ban_pipeline.presets import load_preset, preset_path
 
 TABLES = Path("paper/tables.yaml")
@@ -100,13 +101,12 @@ def table_named(name: str, path: Path = TABLES) -> Table:
 def run_params(run: Run) -> Params:
     """A run's params as its experiments start from them (seed aside), checked as every stage would."""
     from dvc.exceptions import DvcException
-    from dvc.utils.hydra import apply_overrides
 
     with tempfile.TemporaryDirectory(prefix="ban-table-") as directory:
         path = Path(directory) / "params.yaml"
         path.write_bytes(preset_path(run.preset).read_bytes())
         try:
-            apply_overrides(path, list(run.overrides))
+            dvc_private.apply_overrides(path, list(run.overrides))
         except DvcException as error:
             line = str(error.__cause__ or error).splitlines()[0]
             raise ConfigError(f"run {run.id}: {' '.join(run.overrides)}: {line}") from None

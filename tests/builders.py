@@ -40,6 +40,7 @@ def softmax(row: list[float], temperature: float = 1.0) -> list[float]:
 CIFAR10_NAMES = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"]
 PER_BATCH = 20  # images in each written CIFAR batch file
 
+
 def write_pickle(path: Path, content: dict) -> None:
     # The official files are Python 2 pickles with str keys; torchvision decodes them (latin1) to
     # str keys, which is exactly what a Python 3 pickle of str keys gives back.

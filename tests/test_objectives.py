@@ -14,6 +14,7 @@ from ban.core.config import KDConfig, params_from_mapping
 from ban.core.errors import ConfigError
 from ban.objectives import OBJECTIVES, Shard, StepInputs, check_kd, loss_terms
 from ban.objectives.dkpp import dkpp_targets
+from ban.objectives.functional import teacher_probs
 
 MODES = ("ban", "cwtm", "dkpp", "none")
 
@@ -250,6 +251,49 @@ def test_ban_plus_label_computes_the_log_softmax_once_for_both_terms() -> None:
     apart = torch.tensor(Z, requires_grad=True)
     (ban_loss(apart, t) + 0.7 * cross_entropy(apart, y)).backward()
     torch.testing.assert_close(z.grad, apart.grad)
+
+
+def hand_term_gradients(target: list[list[float]], temperature: float,
+                        weight: float) -> dict[str, list[list[float]]]:
+    """d/dz of each BAN+L term, by hand: ``kd`` = T^2 mean_s CE(softmax(z / T), target) gives
+    T (softmax(z / T) - target) / N; ``label`` = w mean_s CE(softmax(z), y) gives
+    w (softmax(z) - onehot(y)) / N."""
+    n = len(Z)
+    kd = [[temperature * (q - p) / n for q, p in zip(softmax(zs, temperature), ps, strict=True)]
+          for zs, ps in zip(Z, target, strict=True)]
+    label = [[weight * (q - (i == ys)) / n for i, q in enumerate(softmax(zs))]
+             for zs, ys in zip(Z, Y, strict=True)]
+    return {"kd": kd, "label": label}
+
+
+@pytest.mark.parametrize("temperature", [1.0, 3.0], ids=["T=1 (one backward pass)", "T=3"])
+@pytest.mark.parametrize("mode", ["ban", "dkpp"])
+def test_each_ban_plus_label_term_carries_its_own_gradient(mode: str, temperature: float) -> None:
+    """A caller that reweights or drops a term gets that term's gradient: each term alone, backpropagated,
+    gives the hand-computed gradient of the term its name says."""
+    t, y = torch.tensor(T), torch.tensor(Y)
+    target = (teacher_probs(t, temperature) if mode == "ban"
+              else dkpp_targets(t, torch.Generator().manual_seed(3), temperature)).tolist()
+    expected = hand_term_gradients(target, temperature, weight=0.7)
+    for name in ("kd", "label"):
+        z = torch.tensor(Z, requires_grad=True)
+        terms = distillation_losses(mode, z, y, t, generator=torch.Generator().manual_seed(3),
+                                    label_weight=0.7, temperature=temperature)
+        terms[name].backward()
+        torch.testing.assert_close(z.grad, torch.tensor(expected[name]), rtol=1e-5, atol=1e-7, msg=name)
+
+
+def test_the_summed_terms_at_t1_have_the_gradient_of_one_cross_entropy_to_p_plus_w_onehot() -> None:
+    """The one-pass backward of BAN+L at T = 1 writes, for the training loss, exactly (bit for bit) the
+    gradient of a single cross-entropy to ``p + w * onehot(y)``, on a batch large enough to round."""
+    generator = torch.Generator().manual_seed(0)
+    z = (torch.randn(64, 10, generator=generator) * 3).requires_grad_()
+    t, y = torch.randn(64, 10, generator=generator) * 3, torch.randint(0, 10, (64,), generator=generator)
+    sum(distillation_losses("ban", z, y, t, label_weight=0.7).values()).backward()
+    apart = z.detach().clone().requires_grad_()
+    goal = teacher_probs(t) + 0.7 * F.one_hot(y, 10)
+    soft_cross_entropy(apart, goal).backward()
+    assert torch.equal(z.grad, apart.grad)
 
 
 def test_a_shard_draws_its_rows_of_the_global_batch() -> None:

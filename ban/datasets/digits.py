@@ -8,7 +8,7 @@ import numpy as np
 import torch
 
 from ban.core.config import DataConfig, Params
-from ban.core.errors import ConfigError
+from ban.core.errors import ConfigError, import_optional
 from ban.data.images import check_native_size, finish_images
 from ban.data.prepared import Prepared
 from ban.datasets import DATASETS, DataFacts, Dataset
@@ -20,15 +20,16 @@ IMAGES = 1_797
 
 def prepare(data: DataConfig) -> Prepared:
     """The images scaled to 0..255, with a seeded stratified test split of ``data.test_fraction``."""
-    from sklearn.datasets import load_digits  # here, not at import: scikit-learn takes seconds to load
-    from sklearn.model_selection import train_test_split
+    # here, not at import: scikit-learn takes seconds to load
+    datasets = import_optional("sklearn.datasets", "digits", "the digits dataset (scikit-learn's copy)")
+    selection = import_optional("sklearn.model_selection", "digits", "the digits dataset's split")
 
-    digits = load_digits()
+    digits = datasets.load_digits()
     images = torch.from_numpy(np.rint(digits.images * 255 / DIGITS_MAX).astype(np.uint8)).unsqueeze(1)
     labels = torch.from_numpy(digits.target.astype(np.int64))
     try:
-        train, test = train_test_split(np.arange(len(labels)), test_size=data.test_fraction,
-                                       stratify=digits.target, random_state=data.seed)
+        train, test = selection.train_test_split(np.arange(len(labels)), test_size=data.test_fraction,
+                                                 stratify=digits.target, random_state=data.seed)
     except ValueError as error:  # a split too small to hold every class
         raise ConfigError(f"data.test_fraction {data.test_fraction!r}: {error}") from None
     train, test = torch.from_numpy(train), torch.from_numpy(test)

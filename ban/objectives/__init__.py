@@ -19,7 +19,11 @@ from torch import Tensor
 
 from ban.core.config import Generation, KDConfig
 from ban.core.registry import Registry
-from ban.objectives.functional import scaled, soft_cross_entropy_from_log_probs
+from ban.objectives.functional import (
+    distribution_and_label_cross_entropy,
+    scaled,
+    soft_cross_entropy_from_log_probs,
+)
 
 
 @dataclass(frozen=True)
@@ -127,10 +131,11 @@ def loss_terms(inputs: StepInputs) -> dict[str, Tensor]:
 def matching(target: Callable[[StepInputs], Tensor]) -> Callable[[StepInputs], dict[str, Tensor]]:
     """The terms of an objective that matches ``target`` (a new N x C tensor of probabilities at
     temperature T): ``kd`` = T^2 CE(softmax(z / T), target), and with ``kd.label_weight = w > 0`` the
-    label term of BAN+L, ``label`` = w CE(z, y).
+    label term of BAN+L, ``label`` = w CE(z, y). Each term carries its own gradient (a caller may
+    reweight or drop one).
 
-    At T = 1 both are one cross-entropy to ``target + w * onehot(y)``: one pass over the classes
-    forward and backward instead of two (the logged split between the terms is kept).
+    At T = 1 both terms read one log-softmax, and the backward pass writes their gradients in one pass
+    over the classes (:func:`distribution_and_label_cross_entropy`).
     """
 
     def terms(inputs: StepInputs) -> dict[str, Tensor]:
@@ -140,10 +145,7 @@ def matching(target: Callable[[StepInputs], Tensor]) -> Callable[[StepInputs], d
             kd = soft_cross_entropy_from_log_probs(inputs.log_probs(temperature), goal, temperature)
             return {"kd": inputs.global_mean(kd),
                     **({"label": weight * inputs.label_cross_entropy()} if weight > 0 else {})}
-        log_q = inputs.log_probs()
-        label = weight * inputs.global_mean(F.nll_loss(log_q.detach(), inputs.targets))  # logged only
-        goal.scatter_add_(1, inputs.targets[:, None], torch.full_like(goal[:, :1], weight))
-        both = inputs.global_mean(soft_cross_entropy_from_log_probs(log_q, goal))
-        return {"kd": both - label, "label": label}
+        kd, label = distribution_and_label_cross_entropy(inputs.log_probs(), goal, inputs.targets, weight)
+        return {"kd": inputs.global_mean(kd), "label": inputs.global_mean(label)}
 
     return terms

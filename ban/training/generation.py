@@ -17,7 +17,7 @@ import torch
 from torch import nn
 
 from ban.core.config import Generation, Params
-from ban.core.errors import BanError, DataError
+from ban.core.errors import BanError, DataError, import_optional
 from ban.core.files import save_json, save_torch
 from ban.core.paths import PREPARED, live_dir, metrics_path, model_path, predictions_path, stage_name
 from ban.data.prepared import TENSORS_FILE, load_prepared
@@ -168,9 +168,8 @@ def run_with_logging(trainer: Trainer, state: Path, digest: str, history: list[d
 def open_live(name: str) -> Any:
     """The DVCLive logger of rank 0, the only rank that logs: DVCLive and the DVC repository it opens take
     about a second to load, which the other ranks skip."""
-    from dvclive import Live
-
-    return Live(dir=str(live_dir(name)), dvcyaml=False, save_dvc_exp=False)
+    live = import_optional("dvclive", "pipeline", "logging a generation's metrics to DVCLive")
+    return live.Live(dir=str(live_dir(name)), dvcyaml=False, save_dvc_exp=False)
 
 
 def log_epoch(live: Any, record: dict[str, Any]) -> None:

@@ -15,10 +15,12 @@ import sys
 import threading
 from collections.abc import Iterator
 from types import FrameType
+from typing import TYPE_CHECKING
 
-import psutil
+from ban.core.errors import BanError, import_optional
 
-from ban.core.errors import BanError
+if TYPE_CHECKING:
+    import psutil
 
 _deferred: list[int] = []
 _protecting = False
@@ -59,6 +61,7 @@ def stop_with_parent(signum: int = signal.SIGTERM) -> None:
     outlives a killed ``dvc``, so the process that ran the shell is watched as well."""
     if not sys.platform.startswith("linux"):
         return
+    psutil = import_optional("psutil", "pipeline", "watching the process that ran a stage")
     ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, int(signum), 0, 0, 0)
     try:
         shell = psutil.Process().parent()

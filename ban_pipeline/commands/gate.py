@@ -1,8 +1,8 @@
 """Fail (exit 1) when any generation's or ensemble's headline metric got worse than at a git revision,
 is no longer a finite number, or disappeared.
 
-    python -m stages.gate --against main --tolerance 0.5
-    python -m stages.gate --against main --tolerance 0.5 --reproduce
+    python -m stages.gate --against main --tolerance 1.0
+    python -m stages.gate --against main --tolerance 1.0 --reproduce
 
 Compares metrics/summary.json in the workspace with the same file at the revision and prints a
 markdown table of the differences (for CI logs and pull-request comments). With --reproduce the
@@ -20,15 +20,15 @@ from ban.core.errors import BanError
 from ban.core.paths import SUMMARY
 from ban_pipeline.processes import git
 from ban_pipeline.reporting.baseline import reproduced_metrics
-from ban_pipeline.reporting.gate import check_tolerance, compare, markdown, parse_summary
+from ban_pipeline.reporting.gate import DEFAULT_TOLERANCE, check_tolerance, compare, markdown, parse_summary
 
 
 def main(argv: list[str], prog: str = "python -m stages.gate") -> None:
     parser = argparse.ArgumentParser(prog=prog, description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--against", default="HEAD", help="git revision to compare with (default: HEAD)")
-    parser.add_argument("--tolerance", type=float, default=0.5,
-                        help="allowed increase in test error (points) or perplexity (default: 0.5)")
+    parser.add_argument("--tolerance", type=float, default=DEFAULT_TOLERANCE,
+                        help="allowed increase in test error (points) or perplexity (default: %(default)s)")
     parser.add_argument("--metrics", default=str(SUMMARY), help=f"metrics file (default: {SUMMARY})")
     parser.add_argument("--reproduce", action="store_true",
                         help="compute the revision's metrics on this machine (dvc repro in a temporary "
@@ -55,4 +55,3 @@ def main(argv: list[str], prog: str = "python -m stages.gate") -> None:
 
 def read_revision(revision: str, path: str) -> str:
     return git(None, "show", f"{revision}:{path}")
-

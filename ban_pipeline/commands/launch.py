@@ -54,4 +54,3 @@ def parser(prog: str) -> argparse.ArgumentParser:
     parser.add_argument("--dry-run", action="store_true", help="print the experiments, shared stages and "
                         "estimated cost, check the data, run nothing")
     return parser
-

@@ -44,4 +44,3 @@ def main(argv: list[str], prog: str = "python -m stages.regimes") -> None:
     text = regimes_markdown(points) + "\n"
     (args.out / "regimes.md").write_text(text)
     print(text, end="")
-

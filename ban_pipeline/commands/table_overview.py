@@ -77,4 +77,3 @@ def _parameters(costs: list[NetworkCost], network: str) -> str:
     """The count of ``network``'s parameters in millions; "-" for an ensemble."""
     counts = {cost.generation: cost.parameters for cost in costs}
     return f"{counts[network] / 1e6:.2f}M" if network in counts else "-"
-

@@ -7,3 +7,7 @@ the repository (a shared stage with ``dvc repro``, an experiment with ``dvc exp 
 results through a DVC remote and a git remote; ``study`` submits the jobs to Ray in dependency order and
 reports progress. Not imported by any pipeline stage.
 """
+
+from ban.core.errors import require_extra
+
+require_extra("cluster", ("ray",), "the study launcher (ban_pipeline.launch)")

@@ -4,7 +4,7 @@
 an authentication token the client lacks (Ray turns token authentication on for ``ray start --head``
 once a token exists, e.g. after any local ``ray.init()``), and then ends in a traceback. A TCP connect
 to the GCS port and one call of Ray's own GCS client (which sends the token as ``ray.init`` would,
-and is refused at once without it) tell both apart in a few seconds. Ray 2.60's private API.
+and is refused at once without it) tell both apart in a few seconds (Ray's internals: ``ray_private``).
 """
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ from __future__ import annotations
 import socket
 
 from ban.core.errors import BanError, ConfigError
+from ban_pipeline.engines import ray_private
 
 CONNECT_TIMEOUT_S = 5.0
 WHERE_TOKEN = ("the cluster's token (`ray get-auth-token` on the head) in ~/.ray/auth_token, or in "
@@ -20,15 +21,11 @@ WHERE_TOKEN = ("the cluster's token (`ray get-auth-token` on the head) in ~/.ray
 
 def check_cluster(address: str) -> None:
     """Raise a one-line error unless a Ray cluster answers at ``address`` and accepts this client."""
-    from ray._private.authentication.authentication_token_setup import (
-        maybe_enable_token_auth_if_token_available,
-    )
-
     if address.startswith("ray://"):
         return  # Ray Client: another protocol, checked by ray.init itself
     if address == "auto":
         address = local_cluster()
-        maybe_enable_token_auth_if_token_available(warn_if_disabled=False)  # what ray.init does for "auto"
+        ray_private.enable_token_auth_if_available()  # what ray.init does for "auto"
     host, port = split(address)
     try:
         socket.create_connection((host, port), timeout=CONNECT_TIMEOUT_S).close()
@@ -40,10 +37,8 @@ def check_cluster(address: str) -> None:
 
 def local_cluster() -> str:
     """The address of the cluster this host runs, as ``--address auto`` means it."""
-    from ray._private.services import canonicalize_bootstrap_address_or_die
-
     try:
-        return canonicalize_bootstrap_address_or_die("auto")
+        return ray_private.local_cluster_address()
     except ConnectionError:
         raise BanError("--address auto: no Ray cluster runs on this host; start one with `ray start --head`, "
                        "or give its address") from None
@@ -51,14 +46,13 @@ def local_cluster() -> str:
 
 def authenticate(address: str) -> None:
     """One call to the GCS with this client's token, if any: a cluster that wants another refuses it."""
-    from ray._raylet import AuthenticationMode, AuthenticationTokenLoader, GcsClient, get_authentication_mode
     from ray.exceptions import AuthenticationError, RpcError
 
-    token_mode = get_authentication_mode() == AuthenticationMode.TOKEN
-    if token_mode and not AuthenticationTokenLoader.instance().has_token(ignore_auth_mode=True):
+    token_mode = ray_private.token_mode()
+    if token_mode and not ray_private.has_token():
         raise ConfigError(f"RAY_AUTH_MODE=token but no token is set: put {WHERE_TOKEN}")
     try:
-        GcsClient(address=address)
+        ray_private.connect_gcs(address)
     except AuthenticationError:
         if token_mode:
             refused = f"--address {address}: the cluster refused this host's token; put {WHERE_TOKEN}"

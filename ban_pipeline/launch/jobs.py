@@ -27,6 +27,7 @@ from typing import Any
 import yaml
 
 from ban.core.paths import PARAMS, SUMMARY
+from ban_pipeline.engines import dvc_private
 from ban_pipeline.launch.plan import Job
 from ban_pipeline.launch.settings import Settings
 from ban_pipeline.processes import dvc_command, stop_leftovers, streamed
@@ -114,9 +115,7 @@ def run_commands(runner: Runner, job: Job, settings: Settings) -> None:
         sets = [argument for override in job.overrides for argument in ("--set-param", override)]
         runner.dvc("exp", "run", *pull, "--name", job.name, *sets)
     else:
-        from dvc.utils.hydra import apply_overrides
-
-        apply_overrides(runner.workdir / PARAMS, list(job.overrides))
+        dvc_private.apply_overrides(runner.workdir / PARAMS, list(job.overrides))
         runner.dvc("repro", *pull, job.stage)
     if remote:
         push_run_cache(runner)
@@ -146,10 +145,9 @@ def forget_locked(runner: Runner, stages: tuple[str, ...]) -> None:
 
 def fetch_run_cache(runner: Runner) -> None:
     """The remote's run-cache entries (not the outputs: ``--pull`` fetches those a stage restores)."""
-    from dvc.repo import Repo
-
-    with contextlib.chdir(runner.workdir), Repo(".") as repo:  # DVC resolves paths from the working folder
-        fetched = repo.stage_cache.pull(None)
+    # DVC resolves paths from the working folder
+    with contextlib.chdir(runner.workdir), dvc_private.repository(".") as repo:
+        fetched = dvc_private.pull_run_cache(repo)
     runner.log.write(f"fetched {len(fetched)} run-cache entries\n")
     runner.log.flush()
 
@@ -161,15 +159,10 @@ def push_run_cache(runner: Runner) -> None:
     cache itself (its metrics and plots), which the run-cache keeps; a worker restoring the stage
     elsewhere would miss them. In this order a cancelled push leaves no entry without its files.
     """
-    from dvc.repo import Repo
-
-    with contextlib.chdir(runner.workdir), Repo(".") as repo:
-        runs = Path(repo.stage_cache.cache_dir)
-        entries = [(entry.parent.name, entry.name) for entry in runs.glob("*/*/*")] if runs.exists() else []
-        objects = [obj for objs in repo.stage_cache.get_used_objs(entries).values() for obj in objs]
-        repo.cloud.push(objects)
-        repo.stage_cache.push(None)
-    runner.log.write(f"pushed the outputs of {len(entries)} run-cache entries ({len(objects)} objects)\n")
+    with contextlib.chdir(runner.workdir), dvc_private.repository(".") as repo:
+        entries = dvc_private.run_cache_entries(repo)
+        objects = dvc_private.push_run_cache(repo, entries)
+    runner.log.write(f"pushed the outputs of {len(entries)} run-cache entries ({objects} objects)\n")
     runner.log.flush()
 
 

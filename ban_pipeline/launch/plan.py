@@ -26,6 +26,7 @@ from ban.core.config import Params, params_from_mapping
 from ban.core.errors import BanError, ConfigError
 from ban.core.paths import PARAMS
 from ban.validation.params_file import validate_everything
+from ban_pipeline.engines import dvc_private
 from ban_pipeline.processes import output_of
 
 TRAINING = "stages.train"  # the command of the stages that train for train.epochs
@@ -74,18 +75,16 @@ class Job:
 def expand_grid(overrides: list[str]) -> list[tuple[str, ...]]:
     """Every combination of the sweep overrides, expanded exactly as ``dvc exp run --queue -S`` does."""
     from dvc.exceptions import DvcException
-    from dvc.utils.cli_parse import to_path_overrides
-    from dvc.utils.hydra import get_hydra_sweeps
     from hydra.errors import HydraException
 
-    by_file = to_path_overrides(overrides)
+    by_file = dvc_private.path_overrides(overrides)
     others = sorted(set(by_file) - {str(PARAMS)})
     if others:
         raise ConfigError(f"-S: only {PARAMS} is a params file here, not {', '.join(others)}")
     if not by_file:
         return [()]
     try:
-        sweeps = get_hydra_sweeps(by_file)
+        sweeps = dvc_private.hydra_sweeps(by_file)
     except (DvcException, ValueError, HydraException) as error:
         raise ConfigError(f"-S {' '.join(overrides)}: {str(error).splitlines()[0]}") from None
     return [tuple(sweep[str(PARAMS)]) for sweep in sweeps]
@@ -196,39 +195,32 @@ def committed(root: Path, commit: str, path: Path) -> bytes:
 def resolve_stages(scratch: Path, base: bytes, overrides: tuple[str, ...]) -> tuple[list[Stage], Params]:
     """The stages ``dvc exp run -S overrides`` would run on the params file ``base``, each with its key,
     and the params, checked first."""
-    from dvc.dependency.param import ParamsDependency
     from dvc.exceptions import DvcException
-    from dvc.repo import Repo
-    from dvc.utils.hydra import apply_overrides
 
     params_file = scratch / PARAMS
     params_file.write_bytes(base)
     try:
-        apply_overrides(params_file, list(overrides))
+        dvc_private.apply_overrides(params_file, list(overrides))
     except DvcException as error:
         cause = error.__cause__ or error
         raise ConfigError(f"-S {' '.join(overrides)}: {str(cause).splitlines()[0]}") from None
     resolved = params_from_mapping(yaml.safe_load(params_file.read_text()))
     validate_everything(resolved)
-    repo = Repo(str(scratch))
-    try:
-        pipeline = list(repo.index.stages)
+    with dvc_private.repository(scratch) as repo:
+        pipeline = dvc_private.pipeline_stages(repo)
         producers = {out.def_path: stage.name for stage in pipeline for out in stage.outs}
         found: dict[str, Any] = {}
         epochs: dict[str, int] = {}
         restorable = {stage.name: any(out.use_cache for out in stage.outs) for stage in pipeline}
         for stage in _upstream_first(pipeline, producers):
-            params = {key: value for dep in stage.deps if isinstance(dep, ParamsDependency)
-                      for key, value in sorted(dep.read_params().items())}
-            inputs = sorted(found[producer] if producer else _file_key(params_file, path) for path in
-                            (dep.def_path for dep in stage.deps if not isinstance(dep, ParamsDependency))
+            params = dvc_private.stage_params(stage)
+            inputs = sorted(found[producer] if producer else _file_key(params_file, path)
+                            for path in dvc_private.stage_paths(stage)
                             for producer in _producers(path, producers))
             key = hashlib.sha256(json.dumps([stage.cmd, params, inputs], sort_keys=True,
                                             default=str).encode()).hexdigest()
             found[stage.name] = key
             epochs[stage.name] = params.get("train", {}).get("epochs", 0) if TRAINING in stage.cmd else 0
-    finally:
-        repo.close()
     stages = [Stage(address, key, epochs[address], restorable[address]) for address, key in found.items()]
     return stages, resolved
 

@@ -93,4 +93,3 @@ def report(frame: pd.DataFrame, table: pd.DataFrame, paired: pd.DataFrame, metri
     if between:
         lines += ["## Between variants (the same network, paired by seed)", "", between, ""]
     return "\n".join(lines)
-

@@ -74,4 +74,3 @@ def check_schedule(train: TrainConfig, has_validation: bool) -> None:
 
 def make_schedule(optimizer: torch.optim.Optimizer, train: TrainConfig) -> EpochSchedule:
     return EpochSchedule(optimizer, train)
-
