@@ -54,6 +54,7 @@ class ScheduleConfig:
     milestones: list[int] = field(default_factory=list)
     gamma: float = 0.2
     min_improvement: float = 0.0
+    warmup_share: float = 0.3  # onecycle, linear_warmup_cosine: the share of training spent rising
 
 
 @dataclass(frozen=True)
