@@ -2,7 +2,8 @@
 
 Not a pipeline stage: it reads every experiment (``dvc exp show --json``), groups them into variants by
 the params that differ, and writes to ``--out``: ``study.md`` (mean ± sd per network and variant, paired
-differences with a t-test and a Wilcoxon test), ``study.png``, and the same numbers as CSV files.
+differences with a t-test and a Wilcoxon test, each beside its Holm-adjusted p), ``study.png``, and the
+same numbers as CSV files.
 ``--name NAME`` keeps the experiments of the launch ``--name NAME``; ``--record FILE`` first merges them
 into a study's record, a file committed as a long study's experiments land, and aggregates the record.
 
@@ -21,21 +22,10 @@ from typing import Any
 
 import pandas as pd
 
-from ban.core.errors import BanError, ConfigError
+from ban.core.errors import ConfigError
+from ban_pipeline.reporting.experiments import FinishedExperiment, finished_experiments
 from ban_pipeline.reporting.record import of_launch, update_record
-from ban_pipeline.reporting.study import (
-    TRAIN_ERROR,
-    Run,
-    between_markdown,
-    differences,
-    finished_runs,
-    headline_metric,
-    plot_study,
-    study_frame,
-    summary,
-    summary_markdown,
-    variant_markdown,
-)
+from ban_pipeline.reporting.study import aggregate_study
 from ban_pipeline.reporting.tables import (
     cell_results,
     experiments_of_runs,
@@ -76,32 +66,19 @@ def main(argv: list[str]) -> None:
         recorded = sum(len(baseline["experiments"]) for baseline in show)
         print(f"{args.record}: {recorded} experiments, {len(gained)} new: {', '.join(gained) or '-'}",
               file=sys.stderr)
-    runs, skipped = finished_runs(show)
+    runs, skipped = finished_experiments(show)
     if table:
         if skipped:
             print(f"not finished (queued, running or failed), left out: {', '.join(skipped)}",
                   file=sys.stderr)
         write_table(table, launch, runs, args.out or Path("reports/tables") / table.name)
         return
-    if not runs:
-        raise BanError("no finished experiment: queue some with `dvc exp run --queue -S 'seed=range(0,5)'` "
-                       "and run them with `dvc queue start -j 1`")
-    frame, dropped = study_frame(runs)
-    metric = headline_metric(frame)
-    table = summary(frame, [metric, TRAIN_ERROR])
-    paired = differences(frame, metric)
-    out = args.out or Path("reports/study")
-    out.mkdir(parents=True, exist_ok=True)
-    frame.to_csv(out / "runs.csv", index=False)
-    table.to_csv(out / "summary.csv", index=False)
-    paired.to_csv(out / "differences.csv", index=False)
-    plot_study(table, paired, metric, out / "study.png")
-    text = report(frame, table, paired, metric, skipped, dropped)
-    (out / "study.md").write_text(text)
-    print(text)
+    study = aggregate_study(runs, skipped)
+    study.write(args.out or Path("reports/study"))
+    print(study.text)
 
 
-def write_table(table: Table, study: str, runs: list[Run], out: Path) -> None:
+def write_table(table: Table, study: str, runs: list[FinishedExperiment], out: Path) -> None:
     """``table.md``, ``table.png`` and ``cells.csv`` of the table's finished experiments."""
     experiments = experiments_of_runs(table, study, runs)
     if not any(experiments.values()):
@@ -118,32 +95,6 @@ def write_table(table: Table, study: str, runs: list[Run], out: Path) -> None:
 
 def exp_show(all_commits: bool) -> list[dict[str, Any]]:
     return json.loads(dvc(None, "exp", "show", "--json", *(["--all-commits"] if all_commits else [])))
-
-
-def report(frame: pd.DataFrame, table: pd.DataFrame, paired: pd.DataFrame, metric: str, skipped: list[str],
-           dropped: int) -> str:
-    """The markdown of ``study.md``."""
-    seeds = frame.groupby("variant", sort=False)["seed"].unique()
-    lines = [f"# Study: {frame['experiment'].nunique()} experiments", "",
-             "| variant | seeds |", "|---|---|"]
-    lines += [f"| {variant} | {', '.join(map(str, sorted(values)))} |" for variant, values in seeds.items()]
-    notes = []
-    if skipped:
-        notes.append(f"not finished (queued, running or failed), left out: {', '.join(skipped)}")
-    if dropped:
-        notes.append(f"{dropped} rows of repeated runs (same variant and seed) replaced by the newest run")
-    if notes:
-        lines += [""] + [f"- {note}" for note in notes]
-    lines.append("")
-    lines += [f"## {metric}, the variants side by side: mean ± sd (seeds)", "",
-              summary_markdown(table, metric), ""]
-    legend = f"Differences of {metric}, paired by seed: mean ± sd (paired t-test p, Wilcoxon signed-rank p)."
-    for variant in seeds.index:
-        lines += [f"## {variant}", "", legend, "", variant_markdown(table, paired, variant, metric), ""]
-    between = between_markdown(paired)
-    if between:
-        lines += ["## Between variants (the same network, paired by seed)", "", between, ""]
-    return "\n".join(lines)
 
 
 if __name__ == "__main__":

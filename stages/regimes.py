@@ -3,8 +3,10 @@
 Not a pipeline stage. Reads ``reports/studies/regimes.yaml`` (each regime: a study aggregated by
 ``stages.aggregate`` and one of its variants) and writes to ``--out``: ``regimes.md`` (per student: its
 teacher's training error and mean probability of the true class on its training batches, and the
-student's gain over that teacher, paired by seed), ``regimes.png`` (gain against that probability, a
-colour per regime) and ``regimes.csv``. A study not aggregated yet is left out with a warning.
+student's gain over that teacher, paired by seed, with its t-test p and that p Holm-adjusted over the
+table), ``regimes.png`` (gain against that probability, a colour per regime; students whose study did not
+record the probability are left off) and ``regimes.csv``. A study not aggregated yet is left out with a
+warning.
 """
 
 from __future__ import annotations
@@ -13,13 +15,9 @@ import argparse
 import sys
 from pathlib import Path
 
-import pandas as pd
-
 from ban.core.errors import BanError
-from ban_pipeline.reporting.regimes import load_regimes, plot_regimes, regime_points, regimes_markdown
+from ban_pipeline.reporting.regimes import REGIMES, all_points, load_regimes, plot_regimes, regimes_markdown
 from stages.cli import run
-
-REGIMES = Path("reports/studies/regimes.yaml")
 
 
 def main(argv: list[str]) -> None:
@@ -28,17 +26,16 @@ def main(argv: list[str]) -> None:
     parser.add_argument("--out", type=Path, default=Path("reports/studies/regimes"),
                         help="output folder (default: reports/studies/regimes)")
     args = parser.parse_args(argv)
-    tables = []
+    aggregated = []
     for regime in load_regimes(args.file):
-        if not (regime.study / "runs.csv").exists():
+        if not (Path(regime.study) / "runs.csv").exists():
             print(f"warning: {regime.study} is not aggregated yet (no runs.csv): {regime.label} left out",
                   file=sys.stderr)
             continue
-        tables.append(regime_points(regime))
-    points = pd.concat(tables, ignore_index=True) if tables else pd.DataFrame()
-    if not len(points):
-        raise BanError(f"{args.file}: no regime has a student whose teacher's true-class probability is "
-                       "known")
+        aggregated.append(regime)
+    points = all_points(aggregated) if aggregated else None
+    if points is None or not len(points):
+        raise BanError(f"{args.file}: no regime has a student compared with its own teacher")
     args.out.mkdir(parents=True, exist_ok=True)
     points.to_csv(args.out / "regimes.csv", index=False)
     plot_regimes(points, args.out / "regimes.png")
