@@ -4,6 +4,8 @@ files and to the README's generated tables; one changed digit fails it."""
 from __future__ import annotations
 
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -29,7 +31,8 @@ def test_a_copy_with_one_digit_changed_fails_and_shows_the_line(tmp_path: Path,
     assert text.count("| gen0    | 26.72 ± 0.27 (5) |") == 1
     (copy / "study.md").write_text(text.replace("| gen0    | 26.72 ± 0.27 (5) |",
                                                 "| gen0    | 26.73 ± 0.27 (5) |"))
-    assert verify.main([str(copy)]) == 1
+    with pytest.raises(verify.FiguresDiffer, match="^1 files or blocks differ from what their records give"):
+        verify.main([str(copy)])
     out = capsys.readouterr().out
     assert f"{copy}/study.md: differs from what the record gives" in out
     assert "  -| gen0    | 26.73 ± 0.27 (5) |" in out and "  +| gen0    | 26.72 ± 0.27 (5) |" in out
@@ -41,7 +44,9 @@ def test_a_changed_result_in_the_saved_experiments_fails_too(tmp_path: Path) -> 
     record = (copy / "experiments.json").read_text()
     assert record.count('"test_error": 26.75,') == 2  # seed 1's teacher: its metrics file, the summary
     (copy / "experiments.json").write_text(record.replace('"test_error": 26.75,', '"test_error": 26.85,'))
-    assert verify.main([str(copy)]) == 1
+    with pytest.raises(verify.FiguresDiffer) as failed:
+        verify.main([str(copy)])
+    assert failed.value.exit_code == 1
 
 
 def test_a_generated_block_that_differs_is_found_by_name_in_any_page_and_rewritten(
@@ -70,13 +75,21 @@ def test_a_block_of_no_known_name_is_reported(tmp_path: Path) -> None:
         f"{tmp_path}/README.md: block crops-tabel: no generated figure has this name; known: ")
 
 
-def test_bad_arguments_exit_2_and_a_missing_folder_is_one_line(tmp_path: Path,
-                                                                 capsys: pytest.CaptureFixture) -> None:
-    with pytest.raises(SystemExit) as ended:
-        verify.main(["--bogus"])
-    assert ended.value.code == 2
-    with pytest.raises(SystemExit) as ended:
-        verify.main(["--help"])
-    assert ended.value.code == 0
-    assert verify.main([str(tmp_path / "missing")]) != 0
-    assert capsys.readouterr().err.strip().endswith(f"error: {tmp_path / 'missing'}: no such folder")
+def test_the_command_exits_1_on_a_difference_2_on_bad_arguments_with_one_line(
+        tmp_path: Path) -> None:
+    copy = tmp_path / CROPS.name
+    shutil.copytree(CROPS, copy)
+    (copy / "summary.csv").write_text((copy / "summary.csv").read_text().replace("26.7", "26.8", 1))
+    command = [sys.executable, "-m", "stages.verify"]
+    changed = subprocess.run([*command, str(copy)], capture_output=True, text=True)
+    assert changed.returncode == 1
+    assert changed.stderr.splitlines()[-1] == ("error: 1 files or blocks differ from what their records give "
+                                               "(above)")
+    assert f"{copy}/summary.csv: differs from what the record gives" in changed.stdout
+    missing = subprocess.run([*command, str(tmp_path / "missing")], capture_output=True, text=True)
+    assert (missing.returncode, missing.stderr.splitlines()[-1]) == (
+        1, f"error: {tmp_path / 'missing'}: no such folder")
+    bogus = subprocess.run([*command, "--bogus"], capture_output=True, text=True)
+    assert bogus.returncode == 2 and "unrecognized arguments: --bogus" in bogus.stderr
+    shown = subprocess.run([*command, "--help"], capture_output=True, text=True)
+    assert shown.returncode == 0 and shown.stdout.startswith("usage: python -m stages.verify")
