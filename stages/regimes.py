@@ -12,11 +12,9 @@ warning.
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 
-from ban.core.errors import BanError
-from ban_pipeline.reporting.regimes import REGIMES, all_points, load_regimes, plot_regimes, regimes_markdown
+from ban_pipeline.reporting.regimes import REGIMES, write_regimes
 from stages.cli import run
 
 
@@ -26,22 +24,7 @@ def main(argv: list[str]) -> None:
     parser.add_argument("--out", type=Path, default=Path("reports/studies/regimes"),
                         help="output folder (default: reports/studies/regimes)")
     args = parser.parse_args(argv)
-    aggregated = []
-    for regime in load_regimes(args.file):
-        if not (Path(regime.study) / "runs.csv").exists():
-            print(f"warning: {regime.study} is not aggregated yet (no runs.csv): {regime.label} left out",
-                  file=sys.stderr)
-            continue
-        aggregated.append(regime)
-    points = all_points(aggregated) if aggregated else None
-    if points is None or not len(points):
-        raise BanError(f"{args.file}: no regime has a student compared with its own teacher")
-    args.out.mkdir(parents=True, exist_ok=True)
-    points.to_csv(args.out / "regimes.csv", index=False)
-    plot_regimes(points, args.out / "regimes.png")
-    text = regimes_markdown(points) + "\n"
-    (args.out / "regimes.md").write_text(text)
-    print(text, end="")
+    print(write_regimes(args.file, args.out), end="")
 
 
 if __name__ == "__main__":

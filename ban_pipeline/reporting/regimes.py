@@ -14,6 +14,7 @@ committed record.
 from __future__ import annotations
 
 import math
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -50,6 +51,27 @@ def load_regimes(path: Path = REGIMES) -> list[Regime]:
     """The regimes of ``path``, read by the typed parser of ``params.yaml`` (an unknown key names the
     nearest known one)."""
     return load_yaml(RegimesFile, path).regimes
+
+
+def write_regimes(path: Path, out: Path) -> str:
+    """``regimes.md``, ``regimes.csv`` and ``regimes.png`` into ``out`` from the regimes of ``path`` whose
+    study is aggregated (the others are left out with a warning); the markdown."""
+    aggregated = []
+    for regime in load_regimes(path):
+        if not (Path(regime.study) / "runs.csv").exists():
+            print(f"warning: {regime.study} is not aggregated yet (no runs.csv): {regime.label} left out",
+                  file=sys.stderr)
+            continue
+        aggregated.append(regime)
+    points = all_points(aggregated) if aggregated else pd.DataFrame()
+    if not len(points):
+        raise BanError(f"{path}: no regime has a student compared with its own teacher")
+    out.mkdir(parents=True, exist_ok=True)
+    points.to_csv(out / "regimes.csv", index=False)
+    plot_regimes(points, out / "regimes.png")
+    text = regimes_markdown(points) + "\n"
+    (out / "regimes.md").write_text(text)
+    return text
 
 
 def all_points(regimes: list[Regime]) -> pd.DataFrame:
