@@ -83,13 +83,15 @@ class GenerationPredictions:
     metrics: GenerationMetrics
     history: list[dict[str, Any]]
     splits: dict[str, Predictions]
+    reads_teacher: bool  # its objective trained on its teacher's outputs (False: the teacher, a control)
 
     @property
     def reported_split(self) -> str:
         return list(self.splits)[-1]
 
     def to_dict(self) -> dict[str, Any]:
-        return {"generation": self.generation, "teacher": self.teacher, "task": self.task,
+        return {"generation": self.generation, "teacher": self.teacher, "reads_teacher": self.reads_teacher,
+                "task": self.task,
                 "metrics": self.metrics.to_dict(), "history": self.history,
                 "splits": {split: predictions.to_dict() for split, predictions in self.splits.items()}}
 
@@ -97,7 +99,10 @@ class GenerationPredictions:
     def from_dict(cls, data: dict[str, Any]) -> GenerationPredictions:
         splits = {split: Predictions.from_dict(saved) for split, saved in data["splits"].items()}
         metrics = GenerationMetrics.from_dict(data["metrics"])
-        return cls(data["generation"], data["teacher"], data["task"], metrics, data["history"], splits)
+        # saved before the field existed: every generation with a teacher read it (no control in the chain)
+        reads_teacher = data.get("reads_teacher", data["teacher"] is not None)
+        return cls(data["generation"], data["teacher"], data["task"], metrics, data["history"], splits,
+                   reads_teacher)
 
 
 @dataclass

@@ -11,14 +11,12 @@ from __future__ import annotations
 
 import re
 import tempfile
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
-
-import yaml
 
 from ban.core.config import TEACHER, Params
 from ban.core.errors import ConfigError
+from ban.core.schema import load_yaml
 from ban.tasks import headline_metrics, metric_name
 from ban_pipeline.engines import dvc_private
 from ban_pipeline.presets import load_preset, preset_path
@@ -29,7 +27,44 @@ METRICS = tuple(dict.fromkeys([*headline_metrics(), metric_name("valid", "perple
 
 
 @dataclass(frozen=True)
-class Run:
+class RunSpec:
+    """A run as ``paper/tables.yaml`` writes it."""
+
+    preset: str
+    set: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class ColumnSpec:
+    name: str
+    network: str | None = None
+    metric: str | None = None
+    run: str | None = None  # a key of each row's ``runs``
+
+
+@dataclass(frozen=True)
+class RowSpec:
+    name: str
+    paper: list[float | None]  # per column; None where the paper gives no number
+    parameters: float | None = None  # the paper's count, in millions
+    run: str | None = None  # the row's only run, or
+    runs: dict[str, str] = field(default_factory=dict)  # its run for each column's ``run``
+    networks: list[str | None] | None = None  # per column, where they differ from the columns'
+
+
+@dataclass(frozen=True)
+class TableSpec:
+    """A table as ``paper/tables.yaml`` writes it, read by the typed parser of ``params.yaml``."""
+
+    title: str
+    metric: str
+    runs: dict[str, RunSpec]
+    columns: list[ColumnSpec]
+    rows: list[RowSpec]
+
+
+@dataclass(frozen=True)
+class TableRun:
     """The experiments of one seed each: ``presets/<preset>.yaml`` with ``overrides`` applied first."""
 
     id: str
@@ -63,11 +98,11 @@ class Table:
     name: str
     title: str
     metric: str
-    runs: dict[str, Run]
+    runs: dict[str, TableRun]
     columns: tuple[str, ...]
     rows: tuple[Row, ...]
 
-    def selected(self, rows: list[str] | None) -> list[Run]:
+    def selected(self, rows: list[str] | None) -> list[TableRun]:
         """The runs the ``rows`` named (all when None), in the table's order."""
         if rows is None:
             return list(self.runs.values())
@@ -81,14 +116,12 @@ class Table:
 
 
 def load_tables(path: Path = TABLES) -> dict[str, Table]:
-    """Every table of ``path``, its structure checked (each mistake one ConfigError naming where)."""
-    try:
-        raw = yaml.safe_load(path.read_text())
-    except (OSError, yaml.YAMLError) as error:
-        raise ConfigError(f"{path}: {str(error).splitlines()[0]}") from None
-    if not isinstance(raw, dict) or not raw:
+    """Every table of ``path``, its structure checked (each mistake one ConfigError naming where; an
+    unknown key names the nearest known one)."""
+    specs = load_yaml(dict[str, TableSpec], path)
+    if not specs:
         raise ConfigError(f"{path}: expected a mapping of table names to tables")
-    return {name: _table(name, spec, f"{path}: {name}") for name, spec in raw.items()}
+    return {name: _table(name, spec, f"{path}: {name}") for name, spec in specs.items()}
 
 
 def table_named(name: str, path: Path = TABLES) -> Table:
@@ -98,7 +131,7 @@ def table_named(name: str, path: Path = TABLES) -> Table:
     return tables[name]
 
 
-def run_params(run: Run) -> Params:
+def run_params(run: TableRun) -> Params:
     """A run's params as its experiments start from them (seed aside), checked as every stage would."""
     from dvc.exceptions import DvcException
 
@@ -133,73 +166,43 @@ def check_cells(table: Table) -> dict[str, Params]:
     return params
 
 
-def _table(name: str, spec: Any, where: str) -> Table:
-    spec = _mapping(spec, where, required=("title", "metric", "runs", "columns", "rows"))
-    metric = _metric(spec["metric"], f"{where}.metric")
-    runs = {run_id: _run(run_id, value, f"{where}.runs.{run_id}")
-            for run_id, value in _mapping(spec["runs"], f"{where}.runs").items()}
-    columns = [_mapping(column, f"{where}.columns[{index}]", required=("name",))
-               for index, column in enumerate(_list(spec["columns"], f"{where}.columns"))]
-    rows = tuple(_row(row, columns, runs, metric, f"{where}.rows[{index}]")
-                 for index, row in enumerate(_list(spec["rows"], f"{where}.rows")))
+def _table(name: str, spec: TableSpec, where: str) -> Table:
+    metric = _metric(spec.metric, f"{where}.metric")
+    runs = {run_id: _run(run_id, value, f"{where}.runs.{run_id}") for run_id, value in spec.runs.items()}
+    rows = tuple(_row(row, spec.columns, runs, metric, f"{where}.rows[{index}]")
+                 for index, row in enumerate(spec.rows))
     unused = set(runs) - {cell.run for row in rows for cell in row.cells}
     if unused:
         raise ConfigError(f"{where}.runs: {', '.join(sorted(unused))} in no cell")
-    names = tuple(str(column["name"]) for column in columns)
-    return Table(name, str(spec["title"]), metric, runs, names, rows)
+    return Table(name, spec.title, metric, runs, tuple(column.name for column in spec.columns), rows)
 
 
-def _run(run_id: str, spec: Any, where: str) -> Run:
-    if not RUN_ID.match(str(run_id)):
+def _run(run_id: str, spec: RunSpec, where: str) -> TableRun:
+    if not RUN_ID.match(run_id):
         raise ConfigError(f"{where}: a run id is lower-case letters, digits and _")
-    spec = _mapping(spec, where, required=("preset",))
-    overrides = _list(spec.get("set", []), f"{where}.set")
-    return Run(str(run_id), str(spec["preset"]), tuple(str(override) for override in overrides))
+    return TableRun(run_id, spec.preset, tuple(spec.set))
 
 
-def _row(spec: Any, columns: list[dict[str, Any]], runs: dict[str, Run], metric: str, where: str) -> Row:
-    spec = _mapping(spec, where, required=("name", "paper"))
-    paper = _list(spec["paper"], f"{where}.paper", length=len(columns))
-    if any(value is not None and not isinstance(value, int | float) for value in paper):
-        raise ConfigError(f"{where}.paper: numbers, or null where the paper gives none")
-    by_role = spec["runs"] if "runs" in spec else {None: spec.get("run")}
-    chosen = _list(spec.get("networks", [column.get("network") for column in columns]), f"{where}.networks",
-                   length=len(columns))
+def _row(spec: RowSpec, columns: list[ColumnSpec], runs: dict[str, TableRun], metric: str, where: str) -> Row:
+    if len(spec.paper) != len(columns):
+        raise ConfigError(f"{where}.paper: {len(spec.paper)} entries for {len(columns)} columns")
+    chosen = spec.networks if spec.networks is not None else [column.network for column in columns]
+    if len(chosen) != len(columns):
+        raise ConfigError(f"{where}.networks: {len(chosen)} entries for {len(columns)} columns")
     cells = []
-    for column, network, value in zip(columns, chosen, paper, strict=True):
-        role = column.get("run")
-        run_id = by_role.get(role) if isinstance(by_role, dict) else None
+    for column, network, value in zip(columns, chosen, spec.paper, strict=True):
+        run_id = spec.runs.get(column.run) if column.run else spec.run
         if run_id not in runs:
-            which = f" for {role!r}" if role else ""
-            raise ConfigError(f"{where}: column {column['name']!r} needs a run{which} among "
-                              f"{', '.join(runs)}")
+            which = f" for {column.run!r}" if column.run else ""
+            raise ConfigError(f"{where}: column {column.name!r} needs a run{which} among {', '.join(runs)}")
         if not network:
-            raise ConfigError(f"{where}: column {column['name']!r} names no network")
-        cells.append(Cell(str(spec["name"]), str(column["name"]), run_id, str(network),
-                          _metric(column.get("metric", metric), f"{where}: column {column['name']!r}"),
-                          None if value is None else float(value)))
-    parameters = spec.get("parameters")
-    return Row(str(spec["name"]), None if parameters is None else float(parameters), tuple(cells))
+            raise ConfigError(f"{where}: column {column.name!r} names no network")
+        cells.append(Cell(spec.name, column.name, run_id, network,
+                          _metric(column.metric or metric, f"{where}: column {column.name!r}"), value))
+    return Row(spec.name, spec.parameters, tuple(cells))
 
 
-def _metric(name: Any, where: str) -> str:
+def _metric(name: str, where: str) -> str:
     if name not in METRICS:
         raise ConfigError(f"{where}: unknown metric {name!r}; valid: {', '.join(METRICS)}")
-    return str(name)
-
-
-def _mapping(value: Any, where: str, required: tuple[str, ...] = ()) -> dict[str, Any]:
-    if not isinstance(value, dict):
-        raise ConfigError(f"{where}: expected a mapping")
-    missing = [key for key in required if key not in value]
-    if missing:
-        raise ConfigError(f"{where}: missing {', '.join(missing)}")
-    return value
-
-
-def _list(value: Any, where: str, length: int | None = None) -> list[Any]:
-    if not isinstance(value, list):
-        raise ConfigError(f"{where}: expected a list")
-    if length is not None and len(value) != length:
-        raise ConfigError(f"{where}: {len(value)} entries for {length} columns")
-    return value
+    return name

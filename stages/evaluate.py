@@ -19,6 +19,7 @@ from ban.predictions import EnsemblePredictions, load_generation_predictions
 from ban.tasks import TASKS
 from ban_pipeline.reporting.results import (
     agreement,
+    kind_of_record,
     plot_analysis,
     plot_generations,
     results_table,
@@ -39,7 +40,7 @@ def main(argv: list[str]) -> None:
     task = TASKS.get(saved[TEACHER].task, "task")
     generations = {}
     for name, record in saved.items():
-        row = {"teacher": record.teacher or "", **record.metrics.to_dict()}
+        row = {"kind": kind_of_record(record), "teacher": record.teacher or "", **record.metrics.to_dict()}
         if record.teacher and task.reports_agreement:
             row["agreement"] = agreement(record.splits[reported], saved[record.teacher].splits[reported])
         generations[name] = row

@@ -23,7 +23,10 @@ from project import make_project, run
 from scipy import stats
 
 from ban.core.errors import BanError, ConfigError
-from ban_pipeline.reporting.study import Run, comparisons, paired_tests, study_frame, summary, variant_labels
+from ban_pipeline.reporting.comparisons import comparisons
+from ban_pipeline.reporting.experiments import FinishedExperiment, variant_labels
+from ban_pipeline.reporting.significance import paired_tests
+from ban_pipeline.reporting.study_frame import study_frame, summary
 from stages import aggregate
 
 CONTROL = {"teacher": "gen0", "kd": {"mode": "none"}}
@@ -46,18 +49,19 @@ def test_paired_tests_are_undefined_without_a_difference_or_a_second_pair() -> N
     assert all(math.isnan(p) for p in paired_tests([1.0], [0.0]))
 
 
-def chain_run(name: str, seed: int, students: dict[str, Any] | None = None, **changes: Any) -> Run:
+def chain_run(name: str, seed: int, students: dict[str, Any] | None = None,
+              **changes: Any) -> FinishedExperiment:
     """A finished run of ``CHAIN`` (or of ``students``) whose every network has test error 10 + seed."""
     params = {"seed": seed, **CHAIN, **({"students": students} if students else {}), **changes}
     names = ["gen0", *params["students"]]
     metrics = {f"metrics/{n}.json": {"test_error": 10.0 + seed, "train_error": 1.0} for n in names}
-    return Run(name, f"2026-01-0{seed + 1}", params, {**metrics, "metrics/ensemble.json": {}})
+    return FinishedExperiment(name, f"2026-01-0{seed + 1}", params, {**metrics, "metrics/ensemble.json": {}})
 
 
 def test_variants_are_named_by_the_params_that_differ_and_repeats_keep_the_newest() -> None:
     dkpp = {"kd": {"mode": "dkpp"}}
     runs = [chain_run("a", 0), chain_run("b", 1), chain_run("c", 0, **dkpp),
-            Run("a-again", "2026-02-01", {"seed": 0, **CHAIN}, {**chain_run("x", 0).metrics,
+            FinishedExperiment("a-again", "2026-02-01", {"seed": 0, **CHAIN}, {**chain_run("x", 0).metrics,
                                                                   "metrics/gen1.json": {"test_error": 3.0}})]
     labels = variant_labels(runs)
     assert labels == {"a": "kd.mode=-", "b": "kd.mode=-", "c": "kd.mode=dkpp", "a-again": "kd.mode=-"}

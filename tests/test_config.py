@@ -91,7 +91,7 @@ def test_yaml_syntax_error_names_the_line(tmp_path):
 def test_params_that_are_not_a_mapping(tmp_path):
     path = tmp_path / "params.yaml"
     path.write_text("- seed\n- train\n")
-    with pytest.raises(ConfigError, match=r"^: expected a mapping, got list$"):
+    with pytest.raises(ConfigError, match=r"^expected a mapping, got list$"):
         load_params(path)
 
 

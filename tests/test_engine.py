@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import math
 from pathlib import Path
@@ -132,20 +133,97 @@ def test_step_schedule_multiplies_at_milestones() -> None:
     assert rates == pytest.approx([0.05, 0.05, 0.025, 0.025])
 
 
-def test_onecycle_rises_from_a_25th_over_30_percent_of_the_epochs_then_falls_along_a_cosine() -> None:
+def test_linear_warmup_cosine_rises_along_a_line_over_30_percent_of_the_epochs_then_falls_along_a_cosine(
+) -> None:
     """10 epochs at base rate 0.1: epoch 1 at 0.004, up by 0.032 an epoch to 0.1 at epoch 4, then half a
-    cosine over the 7 epochs left towards 0.1 / 25 / 10,000 (from PyTorch's OneCycleLR defaults)."""
-    train = TrainConfig(epochs=10, schedule=ScheduleConfig(name="onecycle"))
+    cosine over the 7 epochs left towards 0.1 / 25 / 10,000 (the crops study's schedule)."""
+    train = TrainConfig(epochs=10, schedule=ScheduleConfig(name="linear_warmup_cosine"))
     optimizer = torch.optim.SGD([nn.Parameter(torch.zeros(1))], lr=train.optimizer.lr)
-    cycle = make_schedule(optimizer, train)
+    cycle = make_schedule(optimizer, train, batches_per_epoch=3)
     rates = [optimizer.param_groups[0]["lr"]]
     for _ in range(9):
+        for _ in range(3):
+            cycle.step_batch()  # an epoch's batches leave a schedule by epoch where it was
         cycle.step({})
         rates.append(optimizer.param_groups[0]["lr"])
     end = 0.004 / 1e4
     falling = [end + (0.1 - end) * 0.5 * (1 + math.cos(math.pi * k / 7)) for k in (1, 2, 3, 4, 5, 6)]
     assert rates == pytest.approx([0.004, 0.036, 0.068, 0.1, *falling])
     assert train.optimizer.lr == 0.1 and rates[-1] < 0.01
+
+
+def one_cycle_run(epochs: int, batches: int, share: float, resume_after: int | None = None) -> list[float]:
+    """The rate of every batch of ``onecycle``, stepped as the trainer steps it (after each batch, and
+    after each epoch's evaluation); with ``resume_after`` epochs, continued by a new schedule from the
+    saved state, as a resumed run is."""
+    train = TrainConfig(epochs=epochs, schedule=ScheduleConfig(name="onecycle", warmup_share=share))
+    optimizer = torch.optim.SGD([nn.Parameter(torch.zeros(1))], lr=train.optimizer.lr, momentum=0.9)
+    cycle = make_schedule(optimizer, train, batches)
+    rates = []
+    for epoch in range(epochs):
+        if epoch == resume_after:
+            optimizer = torch.optim.SGD([nn.Parameter(torch.zeros(1))], lr=train.optimizer.lr, momentum=0.9)
+            saved, cycle = cycle.state_dict(), make_schedule(optimizer, train, batches)
+            cycle.load_state_dict(saved)
+        for _ in range(batches):
+            rates.append(optimizer.param_groups[0]["lr"])
+            cycle.step_batch()
+        cycle.step({})
+    assert optimizer.param_groups[0]["momentum"] == 0.9, "the momentum is not cycled"
+    return rates
+
+
+def pytorch_one_cycle(epochs: int, batches: int, share: float, max_lr: float = 0.1) -> list[float]:
+    """The rates of PyTorch's OneCycleLR with its defaults (momentum aside), stepped after every batch."""
+    optimizer = torch.optim.SGD([nn.Parameter(torch.zeros(1))], lr=max_lr, momentum=0.9)
+    scheduler = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=max_lr, epochs=epochs,
+                                                    steps_per_epoch=batches, pct_start=share,
+                                                    cycle_momentum=False)
+    rates = []
+    for _ in range(epochs * batches):
+        rates.append(optimizer.param_groups[0]["lr"])
+        optimizer.step()
+        scheduler.step()
+    return rates
+
+
+@pytest.mark.parametrize(("epochs", "batches", "share"), [(10, 1, 0.3), (10, 7, 0.3), (3, 40, 0.3),
+                                                          (12, 5, 0.25), (5, 11, 0.5), (120, 4, 0.3)])
+def test_onecycle_is_pytorchs_one_cycle_lr_at_every_batch(epochs: int, batches: int, share: float) -> None:
+    expected = pytorch_one_cycle(epochs, batches, share)
+    assert one_cycle_run(epochs, batches, share) == pytest.approx(expected, rel=1e-12, abs=0)
+    assert expected[0] == pytest.approx(0.1 / 25) and max(expected) == pytest.approx(0.1, rel=1e-2)
+
+
+@pytest.mark.parametrize(("epochs", "batches", "share", "resume_after"), [(10, 7, 0.3, 2), (6, 9, 0.4, 5)])
+def test_onecycle_resumed_from_saved_state_continues_as_pytorchs(epochs: int, batches: int, share: float,
+                                                                 resume_after: int) -> None:
+    assert one_cycle_run(epochs, batches, share, resume_after) == pytest.approx(
+        pytorch_one_cycle(epochs, batches, share), rel=1e-12, abs=0)
+
+
+def test_onecycle_in_the_trainer_follows_pytorch_batch_by_batch_across_a_resume(domain: ImageDomain) -> None:
+    """The rate of every optimiser step of a 3-epoch run (4 batches an epoch) is OneCycleLR's, and a run
+    resumed from the state saved after epoch 1 takes the same rates for the steps left."""
+    train = dataclasses.replace(TRAIN, schedule=ScheduleConfig(name="onecycle"))
+
+    def trainer(rates: list[float]) -> Trainer:
+        made = Trainer(tiny_resnet(domain, 6), domain, train, KDConfig(mode="none"), seed=6, device=CPU,
+                       precision="fp32", generation="gen0")
+        made.optimizer.register_step_pre_hook(
+            lambda optimizer, *_: rates.append(optimizer.param_groups[0]["lr"]))
+        return made
+
+    whole, resumed, saved = [], [], {}
+    first = trainer(whole)
+    first.run(lambda report: saved.update(copy.deepcopy(first.state_dict())) if report.epoch == 1 else None)
+    second = trainer(resumed)
+    second.load_state_dict(saved)
+    second.run(lambda report: None)
+    expected = pytorch_one_cycle(3, domain.train_steps(), 0.3, max_lr=train.optimizer.lr)
+    assert domain.train_steps() == 4
+    assert whole == pytest.approx(expected, rel=1e-12, abs=0)
+    assert resumed == pytest.approx(expected[4:], rel=1e-12, abs=0)
 
 
 def test_plateau_decays_unless_validation_perplexity_improves_enough() -> None:
@@ -159,7 +237,8 @@ def test_plateau_decays_unless_validation_perplexity_improves_enough() -> None:
 
 @pytest.mark.parametrize(("train", "has_validation", "error"), [
     ({"schedule": {"name": "cosin"}}, True,
-     "train.schedule.name: unknown schedule 'cosin'; valid: constant, cosine, onecycle, plateau, step"),
+     "train.schedule.name: unknown schedule 'cosin'; valid: constant, cosine, linear_warmup_cosine, "
+     "onecycle, plateau, step"),
     ({"schedule": {"name": "plateau"}, "eval_every": 2}, True,
      "train.eval_every: the plateau schedule decides after every epoch on the validation split; set it to 1 "
      "(got 2)"),
@@ -176,7 +255,8 @@ def test_a_schedule_is_checked_by_its_registry_entry(train: dict, has_validation
 
 def test_the_schedules_are_the_modules_of_their_package() -> None:
     modules = {path.stem for path in Path(schedules.__file__).parent.glob("*.py")} - {"__init__"}
-    assert SCHEDULES.names() == sorted(modules) == ["constant", "cosine", "onecycle", "plateau", "step"]
+    assert SCHEDULES.names() == sorted(modules) == ["constant", "cosine", "linear_warmup_cosine", "onecycle",
+                                                    "plateau", "step"]
 
 
 def test_batches_cover_the_training_set_once_per_epoch(domain: ImageDomain) -> None:

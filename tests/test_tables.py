@@ -93,8 +93,13 @@ def write_tables(tmp_path: Path, edit: dict[str, Any]) -> Path:
      "for 4 columns"),
     ({"rows": [{"name": "LSTM", "run": "gru", "paper": [1, 2, 3, 4]}]}, "table6.rows[0]: column 'teacher "
      "(validation)' needs a run among cnn_lstm, lstm"),
-    ({"rows": [{"name": "LSTM", "run": "lstm", "paper": [1, 2, 3, "4"]}]}, "table6.rows[0].paper: numbers, "
-     "or null where the paper gives none"),
+    ({"rows": [{"name": "LSTM", "run": "lstm", "paper": [1, 2, 3, "4"]}]},
+     "table6.rows[0].paper[3]: expected float, got str '4'"),
+    ({"rows": [{"name": "LSTM", "run": "lstm", "papr": [1, 2, 3, 4]}]},
+     "table6.rows[0].papr: unknown key (did you mean 'paper'?)"),
+    ({"runs": {"lstm": {"preset": "ptb-lstm", "sets": []}}},
+     "table6.runs.lstm.sets: unknown key (did you mean 'set'?)"),
+    ({"titel": "Table 6"}, "table6.titel: unknown key (did you mean 'title'?)"),
     ({"runs": {"lstm": {"preset": "ptb-lstm"}, "Big LSTM": {"preset": "ptb-lstm"}}}, "table6.runs.Big LSTM: "
      "a run id is lower-case letters, digits and _"),
     ({"runs": {"lstm": {"preset": "ptb-lstm"}, "cnn_lstm": {"preset": "ptb-cnn-lstm"},

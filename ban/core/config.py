@@ -15,10 +15,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from ban.core.errors import ConfigError
-from ban.core.schema import parse
+from ban.core.schema import parse, read_yaml
 
 TEACHER = "gen0"
 DEVICES = ("auto", "cpu", "cuda", "mps")
@@ -54,6 +52,7 @@ class ScheduleConfig:
     milestones: list[int] = field(default_factory=list)
     gamma: float = 0.2
     min_improvement: float = 0.0
+    warmup_share: float = 0.3  # onecycle, linear_warmup_cosine: the share of training spent rising
 
 
 @dataclass(frozen=True)
@@ -204,17 +203,7 @@ def student_model(base: dict[str, Any], override: dict[str, Any] | None) -> dict
 
 
 def load_params(path: str | Path = "params.yaml") -> Params:
-    path = Path(path)
-    if not path.exists():
-        raise ConfigError(f"{path}: file not found (run from the project root)")
-    try:
-        raw = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as error:
-        mark = getattr(error, "problem_mark", None)
-        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-        problem = getattr(error, "problem", None) or "invalid YAML"
-        raise ConfigError(f"{path}: YAML syntax error{where}: {problem}") from None
-    return params_from_mapping(raw)
+    return params_from_mapping(read_yaml(Path(path)))
 
 
 def params_from_mapping(raw: Any) -> Params:

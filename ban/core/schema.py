@@ -2,7 +2,7 @@
 
 Each error names the full dotted key (``train.batch_size``) and, for unknown
 keys, suggests the nearest known one: the message is the whole user interface
-of a typo in ``params.yaml``.
+of a typo in ``params.yaml`` and in every other YAML file the project reads.
 """
 
 from __future__ import annotations
@@ -12,11 +12,37 @@ import difflib
 import types
 import typing
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any, TypeVar
+
+import yaml
 
 from ban.core.errors import ConfigError
 
 T = TypeVar("T")
+
+
+def read_yaml(path: Path) -> Any:
+    """The data of YAML file ``path``; a missing file or a syntax error is a one-line ConfigError."""
+    if not path.exists():
+        raise ConfigError(f"{path}: file not found (run from the project root)")
+    try:
+        return yaml.safe_load(path.read_text())
+    except yaml.YAMLError as error:
+        mark = getattr(error, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        problem = getattr(error, "problem", None) or "invalid YAML"
+        raise ConfigError(f"{path}: YAML syntax error{where}: {problem}") from None
+
+
+def load_yaml(hint: Any, path: Path) -> Any:
+    """YAML file ``path`` as the typed value ``hint`` (a dataclass, or a dict or list of them); each error
+    names the file and the dotted key."""
+    try:
+        return convert(hint, read_yaml(path), "")
+    except ConfigError as error:
+        message = str(error)
+        raise ConfigError(message if message.startswith(f"{path}: ") else f"{path}: {message}") from None
 
 
 def parse(cls: type[T], raw: Any, key: str) -> T:
@@ -24,7 +50,7 @@ def parse(cls: type[T], raw: Any, key: str) -> T:
     if raw is None:
         raw = {}
     if not isinstance(raw, Mapping):
-        raise ConfigError(f"{key}: expected a mapping, got {type(raw).__name__}")
+        raise ConfigError(f"{key + ': ' if key else ''}expected a mapping, got {type(raw).__name__}")
     fields = {f.name: f for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
     for name in raw:
         if name not in fields:

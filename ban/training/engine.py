@@ -79,7 +79,7 @@ class Trainer:
         # the teacher is given only when the objective reads it (``learns_from_teacher``): it is run as given
         self.teacher = FrozenTeacher(teacher) if teacher is not None else None
         self.optimizer = make_optimizer(model, train, device)
-        self.schedule = make_schedule(self.optimizer, train)
+        self.schedule = make_schedule(self.optimizer, train, domain.train_steps(world))
         # fp16 needs loss scaling: small gradients would round to zero; the scaler skips steps that overflow
         self.scaler = torch.amp.GradScaler(device.type) if precision == "fp16" else None
         # the same global batches and draws on every rank (each takes its share of them) ...
@@ -177,6 +177,7 @@ class Trainer:
         else:
             self.scaler.step(self.optimizer)  # skipped when a gradient overflowed
             self.scaler.update()
+        self.schedule.step_batch()  # a schedule defined per batch moves on, as PyTorch's schedulers do
         return self.batch_sums(losses, logits.detach(), teacher_logits, batch, shard)
 
     @staticmethod

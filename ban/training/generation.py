@@ -212,7 +212,8 @@ def write_outputs(splits: dict[str, Predictions], trainer: Trainer, generation: 
                                 history[-1].get(history_name("analysis", TEACHER_TRUE_PROB)))
     save_model(model, model_path(name), generation=name, arch=generation.arch, options=generation.options,
                data_signature=domain.signature())
-    save_torch(GenerationPredictions(name, generation.teacher, task.name, metrics, history, splits).to_dict(),
-               predictions_path(name))
+    record = GenerationPredictions(name, generation.teacher, task.name, metrics, history, splits,
+                                   reads_teacher=trainer.teacher is not None)
+    save_torch(record.to_dict(), predictions_path(name))
     save_json(metrics.to_dict(), metrics_path(name))
     return metrics.to_dict()

@@ -3,7 +3,8 @@ DVC experiments.
 
 Not a pipeline stage: it reads every experiment (``dvc exp show --json``), groups them into variants by
 the params that differ, and writes to ``--out``: ``study.md`` (mean ± sd per network and variant, paired
-differences with a t-test and a Wilcoxon test), ``study.png``, and the same numbers as CSV files.
+differences with a t-test and a Wilcoxon test, each beside its Holm-adjusted p), ``study.png``, and the
+same numbers as CSV files.
 ``--name NAME`` keeps the experiments of the launch ``--name NAME``; ``--record FILE`` first merges them
 into a study's record, a file committed as a long study's experiments land, and aggregates the record.
 
@@ -24,8 +25,8 @@ from ban.core.errors import ConfigError
 from ban_pipeline.paper_tables import table_named
 from ban_pipeline.processes import dvc
 from ban_pipeline.reporting.aggregate import write_study, write_table
+from ban_pipeline.reporting.experiments import finished_experiments
 from ban_pipeline.reporting.record import of_launch, update_record
-from ban_pipeline.reporting.study import finished_runs
 
 
 def main(argv: list[str], prog: str = "python -m stages.aggregate") -> None:
@@ -56,7 +57,7 @@ def main(argv: list[str], prog: str = "python -m stages.aggregate") -> None:
         recorded = sum(len(baseline["experiments"]) for baseline in show)
         print(f"{args.record}: {recorded} experiments, {len(gained)} new: {', '.join(gained) or '-'}",
               file=sys.stderr)
-    runs, skipped = finished_runs(show)
+    runs, skipped = finished_experiments(show)
     if table:
         if skipped:
             print(f"not finished (queued, running or failed), left out: {', '.join(skipped)}",

@@ -12,7 +12,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import pandas as pd  # noqa: E402
 
-from ban.predictions import Predictions  # noqa: E402
+from ban.predictions import GenerationPredictions, Predictions  # noqa: E402
 from ban.tasks import TEACHER_TRUE_PROB, history_name  # noqa: E402
 
 
@@ -26,8 +26,16 @@ class Kind(StrEnum):
 
     TEACHER = "teacher"
     STUDENT = "student"  # learns from its teacher
-    CONTROL = "control"  # has a teacher in the chain, but its objective never reads it (studies)
+    CONTROL = "control"  # has a teacher in the chain, but its objective never reads it
     ENSEMBLE = "ensemble"
+
+
+def kind_of_record(record: GenerationPredictions) -> Kind:
+    """What a trained generation was, from its saved record: the teacher (none), a student (it trained
+    on its teacher's outputs) or a control (it has a teacher in the chain but never read it)."""
+    if record.teacher is None:
+        return Kind.TEACHER
+    return Kind.STUDENT if record.reads_teacher else Kind.CONTROL
 
 
 # what each generation trained with (in its metrics), shown last so that numbers made in another
@@ -37,9 +45,9 @@ TRAINED_WITH = ("precision", "device")
 
 def results_table(generations: dict[str, dict[str, Any]],
                   ensembles: dict[str, dict[str, Any]]) -> pd.DataFrame:
-    """One row per generation, then per ensemble; the metrics present, then precision and device."""
-    rows = [{"name": name, "kind": Kind.STUDENT if row.get("teacher") else Kind.TEACHER, **row}
-            for name, row in generations.items()]
+    """One row per generation (each with its ``kind``), then per ensemble; the metrics present, then
+    precision and device."""
+    rows = [{"name": name, **row} for name, row in generations.items()]
     rows += [{"name": name, "kind": Kind.ENSEMBLE, **row} for name, row in ensembles.items()]
     table = pd.DataFrame(rows).set_index("name")
     last = [column for column in TRAINED_WITH if column in table.columns]

@@ -21,8 +21,9 @@ from scipy import stats
 from ban.core.errors import BanError
 from ban.core.paths import SUMMARY
 from ban_pipeline.paper_tables import Table
+from ban_pipeline.reporting.experiments import FinishedExperiment, flatten
 from ban_pipeline.reporting.results import save_figure
-from ban_pipeline.reporting.study import Run, flatten, mean_sd
+from ban_pipeline.reporting.study_markdown import mean_sd
 
 OUTSIDE = "*"  # marks a paper's number outside our 95% interval
 
@@ -77,16 +78,17 @@ class CellResult:
                 "seeds": " ".join(map(str, self.seeds))}
 
 
-def experiments_of_runs(table: Table, study: str, runs: list[Run]) -> dict[str, list[Run]]:
+def experiments_of_runs(table: Table, study: str,
+                        runs: list[FinishedExperiment]) -> dict[str, list[FinishedExperiment]]:
     """Each table run's finished experiments (named ``<study>-<run>-<NN>...``), the newest per seed.
 
     The experiments of one run must differ in their seed only: a cell averages seeds, not variants."""
-    found: dict[str, list[Run]] = {run_id: [] for run_id in table.runs}
+    found: dict[str, list[FinishedExperiment]] = {run_id: [] for run_id in table.runs}
     for run in sorted(runs, key=lambda run: run.timestamp):
         match = re.match(rf"^{re.escape(study)}-([a-z0-9_]+)-\d\d(?:-|$)", run.name)
         if match and match.group(1) in found:
             found[match.group(1)].append(run)
-    newest: dict[str, list[Run]] = {}
+    newest: dict[str, list[FinishedExperiment]] = {}
     for run_id, experiments in found.items():
         _check_only_seeds_differ(run_id, experiments)
         by_seed = {seed_of(run): run for run in experiments}
@@ -94,11 +96,11 @@ def experiments_of_runs(table: Table, study: str, runs: list[Run]) -> dict[str, 
     return newest
 
 
-def seed_of(run: Run) -> int:
+def seed_of(run: FinishedExperiment) -> int:
     return int(run.params.get("seed", 0))
 
 
-def _check_only_seeds_differ(run_id: str, runs: list[Run]) -> None:
+def _check_only_seeds_differ(run_id: str, runs: list[FinishedExperiment]) -> None:
     flat = [flatten({key: value for key, value in run.params.items() if key != "seed"}) for run in runs]
     keys = sorted({key for values in flat for key in values})
     differing = [key for key in keys if len({repr(values.get(key)) for values in flat}) > 1]
@@ -107,7 +109,7 @@ def _check_only_seeds_differ(run_id: str, runs: list[Run]) -> None:
                        "seed; launch each variant under its own --name and aggregate it with that --name")
 
 
-def cell_results(table: Table, experiments: dict[str, list[Run]]) -> list[CellResult]:
+def cell_results(table: Table, experiments: dict[str, list[FinishedExperiment]]) -> list[CellResult]:
     """Every cell of the table, in the paper's order, with the values of the seeds that have it."""
     results = []
     for row in table.rows:
@@ -132,7 +134,7 @@ def cell_text(result: CellResult) -> str:
     return f"{ours} vs {result.paper:.2f}{difference}{OUTSIDE if result.paper_outside else ''}"
 
 
-def table_markdown(table: Table, results: list[CellResult], experiments: dict[str, list[Run]],
+def table_markdown(table: Table, results: list[CellResult], experiments: dict[str, list[FinishedExperiment]],
                    parameters: dict[str, str]) -> str:
     """The table in the paper's layout, then which seeds each run has and what is missing."""
     by_cell = {(result.row, result.column): result for result in results}
@@ -155,7 +157,7 @@ def table_markdown(table: Table, results: list[CellResult], experiments: dict[st
     return "\n".join(lines) + "\n"
 
 
-def row_parameters(table: Table, experiments: dict[str, list[Run]]) -> dict[str, str]:
+def row_parameters(table: Table, experiments: dict[str, list[FinishedExperiment]]) -> dict[str, str]:
     """Our parameter count (millions) of each row's first network, from its experiments' metrics."""
     found = {}
     for row in table.rows:

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from ban.training.schedules import SCHEDULES, EpochSchedule, Schedule
+from ban.training.schedules import SCHEDULES, RateSchedule, Schedule
 
 
-def rate(state: EpochSchedule, evaluation: dict[str, dict[str, float]]) -> float:
+def rate(state: RateSchedule, evaluation: dict[str, dict[str, float]]) -> float:
     return state.base_lr
 
 

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import math
 
-from ban.training.schedules import SCHEDULES, EpochSchedule, Schedule
+from ban.training.schedules import SCHEDULES, RateSchedule, Schedule
 
 
-def rate(state: EpochSchedule, evaluation: dict[str, dict[str, float]]) -> float:
+def rate(state: RateSchedule, evaluation: dict[str, dict[str, float]]) -> float:
     return state.base_lr * 0.5 * (1 + math.cos(math.pi * state.epoch / state.epochs))
 
 

@@ -1,26 +1,45 @@
-"""``onecycle``: Smith's one-cycle policy by epoch, with PyTorch's ``OneCycleLR`` defaults: from a 25th
-of the base rate up to the base rate over the first 30% of the epochs, then half a cosine down to a
-10,000th of that start (the schedule of preset ``study-cifar10-32-crops``)."""
+"""``onecycle``: the learning rate of PyTorch's ``torch.optim.lr_scheduler.OneCycleLR`` with its
+defaults, stepped after every batch as PyTorch documents it: from a 25th of the base rate (``max_lr``)
+up to it along half a cosine over the first ``warmup_share`` of the steps (``pct_start``, 0.3), then
+half a cosine down to a 10,000th of that start at the last step. The momentum is not cycled
+(``cycle_momentum=False``): it stays ``train.optimizer.momentum``."""
 
 from __future__ import annotations
 
 import math
 
-from ban.training.schedules import SCHEDULES, EpochSchedule, Schedule
+from ban.core.config import TrainConfig
+from ban.core.errors import ConfigError
+from ban.training.schedules import SCHEDULES, RateSchedule, Schedule
 
-WARMUP_SHARE, START_DIVISOR, END_DIVISOR = 0.3, 25.0, 1e4
-
-
-def rate(state: EpochSchedule, evaluation: dict[str, dict[str, float]]) -> float:
-    """The rate of the epoch after ``state.epoch`` finished ones."""
-    start = state.base_lr / START_DIVISOR
-    warmup = max(1, round(WARMUP_SHARE * state.epochs))
-    if state.epoch <= warmup:
-        return start + (state.base_lr - start) * state.epoch / warmup
-    end = start / END_DIVISOR
-    progress = (state.epoch - warmup) / max(1, state.epochs - warmup)
-    return end + (state.base_lr - end) * 0.5 * (1 + math.cos(math.pi * progress))
+DIV_FACTOR, FINAL_DIV_FACTOR = 25.0, 1e4
 
 
-SCHEDULES.register(Schedule(name="onecycle", summary="up over the first 30% of the epochs, then down",
-                            rate=rate, initial=lambda state: rate(state, {})))
+def one_cycle_rate(step: int, total_steps: int, max_lr: float, pct_start: float) -> float:
+    """The rate after ``step`` optimiser steps of ``total_steps`` (PyTorch's two phases, cosine annealing)."""
+    initial = max_lr / DIV_FACTOR
+    phases = [(float(pct_start * total_steps) - 1, initial, max_lr),
+              (total_steps - 1, max_lr, initial / FINAL_DIV_FACTOR)]
+    start_step = 0.0
+    for index, (end_step, start, end) in enumerate(phases):
+        if step <= end_step or index == len(phases) - 1:
+            share = (step - start_step) / (end_step - start_step)
+            return end + (start - end) / 2.0 * (math.cos(math.pi * share) + 1)
+        start_step = end_step
+    raise AssertionError("unreachable: the last phase always answers")
+
+
+def batch_rate(state: RateSchedule) -> float:
+    return one_cycle_rate(state.batch, state.epochs * state.batches_per_epoch, state.base_lr,
+                          state.settings.warmup_share)
+
+
+def check(train: TrainConfig, has_validation: bool) -> None:
+    if not 0 < train.schedule.warmup_share < 1:
+        raise ConfigError(f"train.schedule.warmup_share: a share of the steps, between 0 and 1 (exclusive); "
+                          f"got {train.schedule.warmup_share}")
+
+
+SCHEDULES.register(Schedule(name="onecycle", summary="PyTorch's `OneCycleLR` with its defaults, per batch",
+                            rate=lambda state, evaluation: state.lr, check=check, initial=batch_rate,
+                            batch_rate=batch_rate))

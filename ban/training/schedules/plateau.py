@@ -9,10 +9,10 @@ import math
 
 from ban.core.config import TrainConfig
 from ban.core.errors import ConfigError
-from ban.training.schedules import SCHEDULES, EpochSchedule, Schedule
+from ban.training.schedules import SCHEDULES, RateSchedule, Schedule
 
 
-def rate(state: EpochSchedule, evaluation: dict[str, dict[str, float]]) -> float:
+def rate(state: RateSchedule, evaluation: dict[str, dict[str, float]]) -> float:
     perplexity = math.exp(evaluation["valid"]["nll"])
     improvement = state.memory.get("perplexity", math.inf) - perplexity
     state.memory["perplexity"] = perplexity
