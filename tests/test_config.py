@@ -83,7 +83,7 @@ def test_default_params_are_valid():
 @pytest.mark.parametrize("overrides, message", INVALID.values(), ids=INVALID.keys())
 def test_invalid_params_end_the_stage_with_one_line_and_status_2(tmp_path, overrides, message):
     write_params(tmp_path, overrides)
-    assert run_here(tmp_path, train.main, ["gen0"]) == (2, f"error: {message}\n")
+    assert run_here(tmp_path, train.main, ["gen1"]) == (2, f"error: {message}\n")  # a student reads kd
 
 
 def test_yaml_syntax_error_names_the_line(tmp_path):
