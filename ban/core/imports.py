@@ -45,18 +45,10 @@ def import_callable(path: str, key: str) -> Callable[..., Any]:
     return found
 
 
-def module_source(path: str) -> tuple[Path | None, str | None]:
-    """Where the module of import path ``path`` comes from: (its file inside the project, None), or (None,
-    the installed distribution and version that provide it, ``torchvision==0.21.0``), or (None, None)
-    for a module of neither (the standard library)."""
-    module_name = path.partition(":")[0]
-    top = module_name.split(".")[0]
-    base = PROJECT.joinpath(*module_name.split("."))
-    for candidate in (base.with_suffix(".py"), base / "__init__.py"):
-        if candidate.is_file():
-            return candidate.relative_to(PROJECT), None
-    distributions = importlib.metadata.packages_distributions().get(top, [])
-    if distributions:
-        name = distributions[0]
-        return None, f"{name}=={importlib.metadata.version(name)}"
-    return None, None
+def installed_package(module: str) -> str | None:
+    """The installed distribution that provides ``module``, pinned (``torchvision==0.21.0``); None for a
+    module of no distribution (the standard library, the project's own files)."""
+    distributions = importlib.metadata.packages_distributions().get(module.split(".")[0], [])
+    if not distributions:
+        return None
+    return f"{distributions[0]}=={importlib.metadata.version(distributions[0])}"

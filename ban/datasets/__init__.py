@@ -50,7 +50,7 @@ class Dataset:
     missing: Callable[[DataConfig, Path], str | None] = nothing_to_read
 
 
-DATASETS: Registry[Dataset] = Registry("dataset", "ban.datasets")
+DATASETS: Registry[Dataset] = Registry("dataset", "ban.datasets", by_name=True)
 
 
 def dataset_of(data: DataConfig) -> Dataset:

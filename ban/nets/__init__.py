@@ -45,7 +45,7 @@ class Architecture:
         return {k: v for k, v in offered.items() if k in named or k == "num_classes" and self.task == "image"}
 
 
-ARCHITECTURES: Registry[Architecture] = Registry("architecture", "ban.nets")
+ARCHITECTURES: Registry[Architecture] = Registry("architecture", "ban.nets", by_name=True)
 
 
 def register(name: str, task: str) -> Callable[[Callable[..., nn.Module]], Callable[..., nn.Module]]:

@@ -44,6 +44,7 @@ from ban.training.domain import Domain, make_domain
 from ban.training.engine import EpochReport, Trainer
 from ban.training.fingerprint import fingerprint
 from ban.training.outside import load_weights, read_weights
+from ban.training.sources import generation_sources
 from ban.training.state import load_state, remove_state, save_state, state_path
 
 log = logging.getLogger(__name__)
@@ -150,11 +151,14 @@ def load_teacher(generation: Generation, domain: Domain, build: Any) -> nn.Modul
 
 def training_fingerprint(params: Params, generation: Generation, device: torch.device, precision: str,
                          code: list[Path]) -> str:
-    """What shapes the saved state: settings, the resolved device and precision, data, teacher, code."""
+    """What shapes the saved state: settings, the resolved device and precision, data, teacher, code (the
+    stage's own and what its params select)."""
     settings = {"generation": dataclasses.asdict(generation), "train": dataclasses.asdict(params.train),
                 "device": describe_device(device), "precision": precision,
                 "code": [path.as_posix() for path in code]}  # the generation's record holds its kd
-    files = [PREPARED / TENSORS_FILE, *(ROOT / path for path in code)]
+    sources = generation_sources(params, generation.name)
+    settings["packages"] = list(sources.packages)
+    files = [PREPARED / TENSORS_FILE, *(ROOT / path for path in (*code, *sources.files))]
     if learns_from_teacher(generation):
         files.append(model_path(generation.teacher))
     for key in ("nproc", "nnodes"):  # the same run on more processes or nodes continues the same state

@@ -60,7 +60,7 @@ class Schedule:
     initial: Callable[[EpochSchedule], float] | None = None  # the first epoch's rate, if not the base rate
 
 
-SCHEDULES: Registry[Schedule] = Registry("schedule", "ban.training.schedules")
+SCHEDULES: Registry[Schedule] = Registry("schedule", "ban.training.schedules", by_name=True)
 
 
 def schedule_of(train: TrainConfig) -> Schedule:
