@@ -26,6 +26,7 @@ class DataFacts:
     data_arguments: dict[str, Any]  # what network builders take from the data (classes, vocabulary)
     train_examples: int  # images or tokens per epoch
     eval_examples: int  # evaluated at each evaluation
+    assumed: bool = False  # costed from assumptions (the user's own data, unread): checks skip it
 
 
 def accept(data: DataConfig) -> None:

@@ -26,9 +26,10 @@ def validate_everything(params: Params) -> str:
 
 def check_imported_networks(params: Params, dataset: Dataset) -> None:
     """Each network named by import path builds for the data and maps a batch to ``batch x num_classes``
-    (when the dataset's shape is known without reading it; else its train stage checks, on the data)."""
+    (when the dataset's shape and classes are known without reading it; else its train stage checks, on
+    the data)."""
     facts = dataset.facts(params)
-    if facts is None or dataset.task != "image":
+    if facts is None or facts.assumed or dataset.task != "image":
         return
     for name in params.generations():
         generation, key = params.generation(name), params.network_key(name)
