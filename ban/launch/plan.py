@@ -24,8 +24,9 @@ import yaml
 
 from ban.core.config import Params, params_from_mapping
 from ban.core.errors import BanError, ConfigError
-from ban.core.paths import PARAMS
+from ban.core.paths import PARAMS, code_record_path
 from ban.tools import output_of
+from ban.validation.code_records import stage_sources
 from ban.validation.params_file import validate_everything
 
 TRAINING = "stages.train"  # the command of the stages that train for train.epochs
@@ -138,7 +139,7 @@ def plan_study(root: Path, experiments: list[Experiment], commit: str = "HEAD") 
 
 def shared_jobs(experiments: list[Experiment], stages: dict[str, list[Stage]]) -> list[Job]:
     """A job per stage that two or more experiments share and DVC's run-cache can restore (``validate``
-    has no outputs, ``evaluate`` only uncached ones: a shared run of them would run again in each
+    and ``evaluate`` have only uncached outputs: a shared run of them would run again in each
     experiment), then one job per experiment."""
     users: dict[str, list[str]] = {}
     for experiment in experiments:
@@ -210,6 +211,7 @@ def resolve_stages(scratch: Path, base: bytes, overrides: tuple[str, ...]) -> tu
         raise ConfigError(f"-S {' '.join(overrides)}: {str(cause).splitlines()[0]}") from None
     resolved = params_from_mapping(yaml.safe_load(params_file.read_text()))
     validate_everything(resolved)
+    records = code_records(resolved)
     repo = Repo(str(scratch))
     try:
         pipeline = list(repo.index.stages)
@@ -220,7 +222,8 @@ def resolve_stages(scratch: Path, base: bytes, overrides: tuple[str, ...]) -> tu
         for stage in _upstream_first(pipeline, producers):
             params = {key: value for dep in stage.deps if isinstance(dep, ParamsDependency)
                       for key, value in sorted(dep.read_params().items())}
-            inputs = sorted(found[producer] if producer else _file_key(params_file, path) for path in
+            inputs = sorted(records[path] if path in records else found[producer] if producer
+                            else _file_key(params_file, path) for path in
                             (dep.def_path for dep in stage.deps if not isinstance(dep, ParamsDependency))
                             for producer in _producers(path, producers))
             key = hashlib.sha256(json.dumps([stage.cmd, params, inputs], sort_keys=True,
@@ -231,6 +234,14 @@ def resolve_stages(scratch: Path, base: bytes, overrides: tuple[str, ...]) -> tu
         repo.close()
     stages = [Stage(address, key, epochs[address], restorable[address]) for address, key in found.items()]
     return stages, resolved
+
+
+def code_records(params: Params) -> dict[str, str]:
+    """The key of each ``code/<stage>.json`` the ``validate`` stage would write for ``params``: its content.
+    (Keyed by its producer, ``validate``, it would differ with every change to the params file, which
+    ``validate`` reads whole, and no two experiments would share a stage.)"""
+    return {code_record_path(stage).as_posix(): json.dumps(sources.record(), sort_keys=True)
+            for stage, sources in stage_sources(params).items()}
 
 
 def _file_key(params_file: Path, path: str) -> str:
