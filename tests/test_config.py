@@ -59,6 +59,13 @@ INVALID = {
         {"train": {"schedule": {"milestones": [60, "120"]}}},
         "train.schedule.milestones[1]: expected int, got str '120'"),
     "mapping expected": ({"train": 5}, "train: expected a mapping, got int"),
+    "teacher weights outside the project": (
+        {"teacher": {"checkpoint": "/weights/resnet18.pt"}},
+        "teacher.checkpoint: '/weights/resnet18.pt' is not a path inside the project; copy or link the "
+        "weights file into it and give its relative path"),
+    "teacher options without its network": (
+        {"teacher": {"options": {"depth": 20}}},
+        "teacher.options: set teacher.arch too (null: gen0 is the `model` network, with its options)"),
     "unknown model option": (
         {"model": {"arch": "resnet", "depht": 8}},
         "model.depht: not an option of 'resnet'; valid: depth, width"),
