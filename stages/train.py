@@ -8,10 +8,11 @@ from ban.training.closure import module_files
 from ban.training.distributed import launched, relaunch
 from ban.training.generation import train_generation
 from ban.training.interrupt import stop_with_parent
-from ban.validation.chain import check_names
+from ban.validation.chain import check_generation
 from stages.cli import run_process, stage_arguments
 
-PARAMS_READ = "seed, data, model, train; a student's also kd and students.<generation>"
+PARAMS_READ = ("seed, data, model, train; the teacher's also teacher; a student's also kd and "
+               "students.<generation>")
 
 
 def main(argv: list[str]) -> None:
@@ -20,7 +21,7 @@ def main(argv: list[str]) -> None:
     args = parser.parse_args(argv)
     stop_with_parent()
     params = load_params(PARAMS)
-    check_names(params)
+    check_generation(params, args.generation)
     if params.train.nproc * params.train.nnodes > 1 and not launched():
         relaunch(params.train.nproc, params.train.nnodes, "stages.train", argv)  # every rank runs it again
     train_generation(params, args.generation, code=module_files("stages.train"))

@@ -14,7 +14,7 @@ from typing import Any
 import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
-COPIED = ("ban", "ban_pipeline", "stages", "dvc.yaml", "params.yaml", ".dvcignore")
+COPIED = ("ban", "ban_pipeline", "stages", "dvc.yaml", "params.yaml", ".dvcignore", "None")
 
 # Small, fast settings for tests: a few epochs of a tiny network on a digits subset, on the CPU, whose
 # results repeat bit for bit (on a GPU cuDNN's autotuner may pick other kernels from run to run).
@@ -82,8 +82,8 @@ def write_params(directory: Path, overrides: Mapping[str, Any]) -> None:
 
 
 def stages_run(output: str, *, validate: bool = False) -> list[str]:
-    """Names of the stages a ``dvc repro``/``dvc exp run`` output says it ran; ``validate``, which checks
-    params.yaml and writes nothing, only when asked."""
+    """Names of the stages a ``dvc repro``/``dvc exp run`` output says it ran; ``validate``, which runs on
+    every repro (it checks params.yaml and records the code each stage selects), only when asked."""
     names = [line.split("'")[1] for line in output.splitlines() if line.startswith("Running stage '")]
     return [name for name in names if validate or name != "validate"]
 

@@ -57,6 +57,13 @@ INVALID = {
         {"train": {"schedule": {"milestones": [60, "120"]}}},
         "train.schedule.milestones[1]: expected int, got str '120'"),
     "mapping expected": ({"train": 5}, "train: expected a mapping, got int"),
+    "teacher weights outside the project": (
+        {"teacher": {"checkpoint": "/weights/resnet18.pt"}},
+        "teacher.checkpoint: '/weights/resnet18.pt' is not a path inside the project; copy or link the "
+        "weights file into it and give its relative path"),
+    "teacher options without its network": (
+        {"teacher": {"options": {"depth": 20}}},
+        "teacher.options: set teacher.arch too (null: gen0 is the `model` network, with its options)"),
     "unknown model option": (
         {"model": {"arch": "resnet", "depht": 8}},
         "model.depht: not an option of 'resnet'; valid: depth, width"),
@@ -77,7 +84,7 @@ def test_default_params_are_valid():
 @pytest.mark.parametrize("overrides, message", INVALID.values(), ids=INVALID.keys())
 def test_invalid_params_end_the_stage_with_one_line_and_status_2(tmp_path, overrides, message):
     write_params(tmp_path, overrides)
-    assert run_here(tmp_path, train.main, ["gen0"]) == (2, f"error: {message}\n")
+    assert run_here(tmp_path, train.main, ["gen1"]) == (2, f"error: {message}\n")  # a student reads kd
 
 
 def test_yaml_syntax_error_names_the_line(tmp_path):

@@ -66,7 +66,7 @@ def test_a_grid_over_one_students_kd_shares_the_chain_before_it(project: Path) -
 
 def test_only_what_the_run_cache_restores_is_shared(project: Path) -> None:
     """Two experiments alike in all but their names (as rows of a table can be) share every stage DVC's
-    run-cache restores; ``validate`` (no outputs) and ``evaluate`` (uncached outputs only) run in each,
+    run-cache restores; ``validate`` and ``evaluate`` (uncached outputs only) run in each,
     since a shared run of them would run again anyway."""
     jobs = plan(project, "seed=0,0")
     assert shared(jobs) == ["prepare", "teacher", "student@gen1", "student@gen2", "ensemble"]

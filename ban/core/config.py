@@ -91,6 +91,15 @@ LABELS_ONLY = KDConfig(mode="none")  # the teacher's objective: cross-entropy to
 
 
 @dataclass(frozen=True)
+class TeacherConfig:
+    """gen0's network when it differs from ``model``, and weights to load instead of training it."""
+
+    checkpoint: str | None = None  # a weights file inside the project: gen0 is evaluated, not trained
+    arch: str | None = None  # null: gen0 is the ``model`` network
+    options: dict[str, Any] | None = None  # the options of ``arch``
+
+
+@dataclass(frozen=True)
 class StudentConfig:
     teacher: str
     model: dict[str, Any] | None = None
@@ -110,6 +119,7 @@ class Params:
     data: DataConfig = field(default_factory=DataConfig)
     model: dict[str, Any] = field(default_factory=lambda: {"arch": "resnet", "depth": 8, "width": 16})
     train: TrainConfig = field(default_factory=TrainConfig)
+    teacher: TeacherConfig = field(default_factory=TeacherConfig)
     kd: KDConfig = field(default_factory=KDConfig)
     students: dict[str, StudentConfig] = field(  # the default chain: BAN-1..3, each from the one before
         default_factory=lambda: {f"gen{k}": StudentConfig(teacher=f"gen{k - 1}") for k in (1, 2, 3)})
@@ -131,7 +141,8 @@ class Params:
 
     def generation(self, name: str) -> Generation:
         if name == TEACHER:
-            return Generation(TEACHER, None, self.model, derive_seed(self.seed, TEACHER), 0, LABELS_ONLY)
+            return Generation(TEACHER, None, self.teacher_model(), derive_seed(self.seed, TEACHER), 0,
+                              LABELS_ONLY, self.teacher.checkpoint)
         if name not in self.students:
             raise ConfigError(f"unknown generation {name!r}; known: {', '.join(self.generations())}")
         student = self.students[name]
@@ -139,6 +150,19 @@ class Params:
         seed = student.seed if student.seed is not None else derive_seed(self.seed, name)
         return Generation(name, student.teacher, student_model(self.model, student.model), seed,
                           parent.depth + 1, self.generation_kd(name))
+
+    def teacher_model(self) -> dict[str, Any]:
+        """gen0's network: ``teacher.arch`` with ``teacher.options``, or the ``model`` network."""
+        if self.teacher.arch is None:
+            return dict(self.model)
+        return {"arch": self.teacher.arch, **(self.teacher.options or {})}
+
+    def network_key(self, name: str) -> str:
+        """Where params.yaml sets generation ``name``'s network, for errors: ``model``, ``teacher`` or
+        ``students.<name>.model``."""
+        if name == TEACHER:
+            return "model" if self.teacher.arch is None else "teacher"
+        return f"students.{name}.model" if self.students[name].model else "model"
 
     def generation_kd(self, name: str) -> KDConfig:
         """The objective of generation ``name``: one chain can hold BAN, CWTM, DKPP and control students."""
@@ -178,6 +202,7 @@ class Generation:
     seed: int
     depth: int
     kd: KDConfig
+    checkpoint: str | None = None  # gen0 only: the outside weights it is loaded from instead of trained
 
     @property
     def arch(self) -> str:
@@ -229,6 +254,7 @@ def validate(params: Params) -> None:
             raise ConfigError(f"data.{key}: must be null or positive, got {value}")
     if not 0 < params.data.test_fraction < 1:
         raise ConfigError(f"data.test_fraction: must be between 0 and 1, got {params.data.test_fraction}")
+    _check_teacher(params.teacher)
     _check_kd("kd", params.kd)
     for name in params.students:
         _check_kd(f"students.{name}.kd", params.generation_kd(name))
@@ -238,6 +264,22 @@ def validate(params: Params) -> None:
 def _check_choice(key: str, value: str, valid: Any) -> None:
     if value not in valid:
         raise ConfigError(f"{key}: unknown value {value!r}; valid: {', '.join(valid)}")
+
+
+def _check_teacher(teacher: TeacherConfig) -> None:
+    """The weights file must be a path inside the project: the teacher stage depends on it through dvc.yaml,
+    which names it relative to the project root."""
+    if teacher.options is not None and teacher.arch is None:
+        raise ConfigError("teacher.options: set teacher.arch too (null: gen0 is the `model` network, "
+                          "with its options)")
+    if "arch" in (teacher.options or {}):
+        raise ConfigError("teacher.options.arch: the network is teacher.arch")
+    if teacher.checkpoint is None:
+        return
+    path = Path(teacher.checkpoint)
+    if not teacher.checkpoint or path.is_absolute() or ".." in path.parts:
+        raise ConfigError(f"teacher.checkpoint: {teacher.checkpoint!r} is not a path inside the project; "
+                          "copy or link the weights file into it and give its relative path")
 
 
 def _check_kd(key: str, kd: KDConfig) -> None:

@@ -13,6 +13,8 @@ SUMMARY = Path("metrics/summary.json")
 RESULTS_TABLE = Path("reports/results.md")
 GENERATIONS_FIGURE = Path("reports/generations.png")
 ANALYSIS_FIGURE = Path("reports/gradients.png")
+CODE_RECORDS = Path("code")  # per stage, the code its params select (ban.training.sources)
+PREPARE = "prepare"
 
 
 def model_path(generation: str) -> Path:
@@ -34,3 +36,8 @@ def live_dir(generation: str) -> Path:
 def stage_name(generation: str) -> str:
     """The dvc.yaml stage that makes a generation's files."""
     return "teacher" if generation == TEACHER else f"student@{generation}"
+
+
+def code_record_path(stage: str) -> Path:
+    """``code/prepare.json``, ``code/gen1.json``: what the ``validate`` stage records for a stage."""
+    return CODE_RECORDS / f"{stage}.json"

@@ -26,6 +26,7 @@ class DataFacts:
     data_arguments: dict[str, Any]  # what network builders take from the data (classes, vocabulary)
     train_examples: int  # images or tokens per epoch
     eval_examples: int  # evaluated at each evaluation
+    assumed: bool = False  # costed from assumptions (the user's own data, unread): checks skip it
 
 
 def accept(data: DataConfig) -> None:
@@ -50,7 +51,7 @@ class Dataset:
     missing: Callable[[DataConfig, Path], str | None] = nothing_to_read
 
 
-DATASETS: Registry[Dataset] = Registry("dataset", "ban.datasets")
+DATASETS: Registry[Dataset] = Registry("dataset", "ban.datasets", by_name=True)
 
 
 def dataset_of(data: DataConfig) -> Dataset:

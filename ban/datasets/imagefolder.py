@@ -41,7 +41,7 @@ def prepare(data: DataConfig) -> Prepared:
 def facts(params: Params) -> DataFacts:
     """Costed as a CIFAR-10 export (10 classes, 50,000 + 10,000 images) at ``data.image_size``."""
     size = params.data.image_size or 32
-    return image_facts(params.data, (3, size, size), classes=10, train=50_000, test=10_000)
+    return image_facts(params.data, (3, size, size), classes=10, train=50_000, test=10_000, assumed=True)
 
 
 def load_image_folder(root: str | Path, image_size: int | None) -> tuple[list[str], dict[str, torch.Tensor]]:

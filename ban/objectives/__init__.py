@@ -105,7 +105,7 @@ class Objective:
     check: Callable[[KDConfig, str], None] = field(default=accept)  # ConfigError naming ``key.<setting>``
 
 
-OBJECTIVES: Registry[Objective] = Registry("objective", "ban.objectives")
+OBJECTIVES: Registry[Objective] = Registry("objective", "ban.objectives", by_name=True)
 
 
 def objective_of(kd: KDConfig, key: str = "kd") -> Objective:

@@ -3,8 +3,10 @@
 Read statically from the source, so the answer covers every path through the code (an import
 inside a function counts, whichever branch takes it). Importing ``a.b.c`` also runs
 ``a/__init__.py`` and ``a/b/__init__.py``. A registry (``ban.core.registry.Registry(kind, "pkg")``)
-imports every module of its package, so code that creates one depends on all of them. Modules
-outside the repository (torch, dvc) are not followed.
+imports every module of its package, so code that creates one depends on all of them; one read by
+name (``Registry(kind, "pkg", by_name=True)``) imports only the modules params select, which are no
+part of the static closure (``ban.training.sources`` records them per stage). Modules outside the
+repository (torch, dvc) are not followed.
 
 ``dvc.yaml`` lists these files as each stage's dependencies (a test keeps the two equal), and a
 train stage's resume state is fingerprinted with the same files.
@@ -53,7 +55,7 @@ def module_path(name: str, root: Path) -> Path | None:
 
 def references(tree: ast.AST, module: str, is_package: bool) -> tuple[list[str], list[str]]:
     """Every module an ``import`` or ``from ... import`` anywhere in ``tree`` may load, and the packages
-    named by its ``Registry(kind, "package")`` calls (their modules all get imported).
+    named by its ``Registry(kind, "package")`` calls that import every module of theirs.
 
     ``from a import b`` names both ``a`` and ``a.b`` (``b`` may be a submodule); names that are
     not modules simply resolve to no file. One walk finds both: walking a tree takes longer than
@@ -73,8 +75,13 @@ def references(tree: ast.AST, module: str, is_package: bool) -> tuple[list[str],
 
 
 def _is_registry(node: ast.Call) -> bool:
+    """A ``Registry(kind, "package")`` that imports its whole package (not one read ``by_name``)."""
     function = node.func.attr if isinstance(node.func, ast.Attribute) else getattr(node.func, "id", "")
-    return function == "Registry" and len(node.args) >= 2 and isinstance(node.args[1], ast.Constant)
+    by_name = any(keyword.arg == "by_name" and not (isinstance(keyword.value, ast.Constant)
+                                                     and keyword.value.value is False)
+                  for keyword in node.keywords)
+    return (function == "Registry" and len(node.args) >= 2 and isinstance(node.args[1], ast.Constant)
+            and not by_name)
 
 
 def package_modules(package: str, root: Path) -> list[str]:

@@ -3,7 +3,8 @@
 This is the body of the ``teacher`` and ``student@genK`` stages: build the
 network, load the frozen teacher, resume from saved state when it matches,
 train with per-epoch logging and state saving, then write the checkpoint, the
-test-set predictions and the metrics.
+test-set predictions and the metrics. A teacher given as outside weights
+(``teacher.checkpoint``) is evaluated instead and writes the same files.
 """
 
 from __future__ import annotations
@@ -19,15 +20,17 @@ from torch import nn
 from ban.core.config import Generation, Params
 from ban.core.errors import BanError, DataError, import_optional
 from ban.core.files import save_json, save_torch
+from ban.core.imports import is_import_path
 from ban.core.paths import PREPARED, live_dir, metrics_path, model_path, predictions_path, stage_name
 from ban.data.prepared import TENSORS_FILE, load_prepared
-from ban.nets import build_model, count_parameters
+from ban.nets import build_model, check_output, count_parameters
 from ban.objectives import learns_from_teacher
 from ban.predictions import GenerationMetrics, GenerationPredictions, Predictions
 from ban.tasks import TASKS, TEACHER_TRUE_PROB, history_name
 from ban.training import interrupt
 from ban.training.checkpoint import load_model, save_model, unwrap
 from ban.training.closure import ROOT
+from ban.training.compatibility import check_fits_data
 from ban.training.device import (
     configure_determinism,
     describe_device,
@@ -40,8 +43,9 @@ from ban.training.distributed import Distributed, distribute, start_process_grou
 from ban.training.domain import Domain, make_domain
 from ban.training.engine import EpochReport, Trainer
 from ban.training.fingerprint import fingerprint
+from ban.training.outside import load_weights, read_weights
+from ban.training.sources import generation_sources
 from ban.training.state import load_state, remove_state, save_state, state_path
-from ban.validation.chain import check_data
 
 log = logging.getLogger(__name__)
 
@@ -60,14 +64,20 @@ def train_generation(params: Params, name: str, code: list[Path]) -> dict[str, A
         raise DataError(f"{PREPARED}/ holds {prepared.meta['name']!r} data but data.name is "
                         f"{params.data.name!r}: run `dvc repro prepare`")
     domain = make_domain(prepared, params.train, device, precision)
-    check_data(params, domain.task, has_validation="valid" in domain.eval_splits)
+    check_fits_data(params, [name], domain.task, has_validation="valid" in domain.eval_splits)
 
-    def build(arch: str, options: dict[str, Any]) -> nn.Module:
-        return domain.prepare_model(build_model(arch, options, **domain.data_arguments()))
+    def build(arch: str, options: dict[str, Any], key: str = "model") -> nn.Module:
+        model = build_model(arch, options, key, **domain.data_arguments())
+        signature = domain.signature()
+        if is_import_path(arch) and domain.task == "image":
+            check_output(model, arch, key, torch.zeros(2, *signature["shape"]), signature["classes"])
+        return domain.prepare_model(model)
 
     kd = generation.kd
     torch.manual_seed(generation.seed)
-    model = build(generation.arch, generation.options)
+    model = build(generation.arch, generation.options, params.network_key(name))
+    if generation.checkpoint is not None:
+        return evaluate_outside_teacher(model, generation, domain, precision, device, ranks)
     teacher = load_teacher(generation, domain, build)
     log.info("%s: %s %s, %s parameters, teacher %s, kd.mode %s, %s on %s",
              name, generation.arch, generation.options, f"{count_parameters(model):,}",
@@ -88,13 +98,40 @@ def train_generation(params: Params, name: str, code: list[Path]) -> dict[str, A
         with explain_refusals(precision):
             run_with_logging(trainer, state, digest, history, ranks)
             splits = trainer.final_predictions()  # every rank: a resumed finished run evaluates together
-        metrics = write_outputs(splits, trainer, generation, history) if ranks.is_main else {}
+        metrics = write_outputs(splits, unwrap(trainer.model), domain, generation, history, precision, device,
+                                history[-1].get(history_name("analysis", TEACHER_TRUE_PROB))) \
+            if ranks.is_main else {}
         wait_for_all(ranks.world)
         if ranks.is_main:
             remove_state(state)
         return metrics
     except interrupt.SignalReceived as stop:
         raise interrupt.Interrupted(stopped_message(name, stop, len(history), state), stop.signum) from None
+
+
+def evaluate_outside_teacher(model: nn.Module, generation: Generation, domain: Domain, precision: str,
+                             device: torch.device, ranks: Distributed) -> dict[str, Any]:
+    """gen0 from ``teacher.checkpoint``: loaded, evaluated on every split (the training data as prepared
+    included, for its training error and the true-class probability its students will learn from), and
+    written as a trained teacher is."""
+    state, form = read_weights(generation.checkpoint)
+    data = ", ".join(f"{key} {value}" for key, value in domain.signature().items() if key != "task")
+    load_weights(model, state, generation.checkpoint, generation.arch, data)
+    log.info("%s: %s loaded from %s (%s), %s parameters; evaluating it, not training",
+             generation.name, generation.arch, generation.checkpoint, form, f"{count_parameters(model):,}")
+    train = domain.predict(model, "train")
+    splits = {split: domain.predict(model, split) for split in domain.eval_splits}
+    record: dict[str, Any] = {"epoch": 0, history_name("train", "error"): train.error}
+    for split, predictions in splits.items():
+        record.update({history_name(split, "error"): predictions.error,
+                       history_name(split, "nll"): predictions.nll})
+    if not ranks.is_main:
+        return {}
+    live = open_live(generation.name)
+    log_epoch(live, record)
+    live.end()
+    true_prob = float(train.target_prob.double().mean())
+    return write_outputs(splits, model, domain, generation, [record], precision, device, true_prob)
 
 
 def stopped_message(name: str, stop: interrupt.SignalReceived, epochs_saved: int, state: Path) -> str:
@@ -114,11 +151,14 @@ def load_teacher(generation: Generation, domain: Domain, build: Any) -> nn.Modul
 
 def training_fingerprint(params: Params, generation: Generation, device: torch.device, precision: str,
                          code: list[Path]) -> str:
-    """What shapes the saved state: settings, the resolved device and precision, data, teacher, code."""
+    """What shapes the saved state: settings, the resolved device and precision, data, teacher, code (the
+    stage's own and what its params select)."""
     settings = {"generation": dataclasses.asdict(generation), "train": dataclasses.asdict(params.train),
                 "device": describe_device(device), "precision": precision,
                 "code": [path.as_posix() for path in code]}  # the generation's record holds its kd
-    files = [PREPARED / TENSORS_FILE, *(ROOT / path for path in code)]
+    sources = generation_sources(params, generation.name)
+    settings["packages"] = list(sources.packages)
+    files = [PREPARED / TENSORS_FILE, *(ROOT / path for path in (*code, *sources.files))]
     if learns_from_teacher(generation):
         files.append(model_path(generation.teacher))
     for key in ("nproc", "nnodes"):  # the same run on more processes or nodes continues the same state
@@ -198,22 +238,22 @@ def progress_line(name: str, report: EpochReport, epochs: int, unit: str) -> str
     return "  ".join(figures)
 
 
-def write_outputs(splits: dict[str, Predictions], trainer: Trainer, generation: Generation,
-                  history: list[dict[str, Any]]) -> dict[str, Any]:
+def write_outputs(splits: dict[str, Predictions], model: nn.Module, domain: Domain, generation: Generation,
+                  history: list[dict[str, Any]], precision: str, device: torch.device,
+                  teacher_true_prob: float | None) -> dict[str, Any]:
     """The checkpoint, the predictions of every evaluated split (the last epoch's) and the metrics."""
-    model, domain = unwrap(trainer.model), trainer.domain
     name, task = generation.name, TASKS.get(domain.task, "task")
     figures: dict[str, float] = {}
     for split, predictions in splits.items():
         figures.update(task.split_metrics(split, predictions.error, predictions.nll))
     last_train_error = history[-1][history_name("train", "error")]
-    metrics = GenerationMetrics(count_parameters(model), len(history), last_train_error, figures,
-                                trainer.precision, device_label(trainer.device),
-                                history[-1].get(history_name("analysis", TEACHER_TRUE_PROB)))
+    epochs = len(history) if generation.checkpoint is None else 0
+    metrics = GenerationMetrics(count_parameters(model), epochs, last_train_error, figures, precision,
+                                device_label(device), teacher_true_prob)
     save_model(model, model_path(name), generation=name, arch=generation.arch, options=generation.options,
                data_signature=domain.signature())
     record = GenerationPredictions(name, generation.teacher, task.name, metrics, history, splits,
-                                   reads_teacher=trainer.teacher is not None)
+                                   reads_teacher=learns_from_teacher(generation))
     save_torch(record.to_dict(), predictions_path(name))
     save_json(metrics.to_dict(), metrics_path(name))
     return metrics.to_dict()

@@ -24,7 +24,8 @@ import yaml
 
 from ban.core.config import Params, params_from_mapping
 from ban.core.errors import BanError, ConfigError
-from ban.core.paths import PARAMS
+from ban.core.paths import PARAMS, code_record_path
+from ban.validation.code_records import stage_sources
 from ban.validation.params_file import validate_everything
 from ban_pipeline.engines import dvc_private
 from ban_pipeline.processes import output_of
@@ -137,7 +138,7 @@ def plan_study(root: Path, experiments: list[Experiment], commit: str = "HEAD") 
 
 def shared_jobs(experiments: list[Experiment], stages: dict[str, list[Stage]]) -> list[Job]:
     """A job per stage that two or more experiments share and DVC's run-cache can restore (``validate``
-    has no outputs, ``evaluate`` only uncached ones: a shared run of them would run again in each
+    and ``evaluate`` have only uncached outputs: a shared run of them would run again in each
     experiment), then one job per experiment."""
     users: dict[str, list[str]] = {}
     for experiment in experiments:
@@ -206,6 +207,7 @@ def resolve_stages(scratch: Path, base: bytes, overrides: tuple[str, ...]) -> tu
         raise ConfigError(f"-S {' '.join(overrides)}: {str(cause).splitlines()[0]}") from None
     resolved = params_from_mapping(yaml.safe_load(params_file.read_text()))
     validate_everything(resolved)
+    records = code_records(resolved)
     with dvc_private.repository(scratch) as repo:
         pipeline = dvc_private.pipeline_stages(repo)
         producers = {out.def_path: stage.name for stage in pipeline for out in stage.outs}
@@ -214,8 +216,8 @@ def resolve_stages(scratch: Path, base: bytes, overrides: tuple[str, ...]) -> tu
         restorable = {stage.name: any(out.use_cache for out in stage.outs) for stage in pipeline}
         for stage in _upstream_first(pipeline, producers):
             params = dvc_private.stage_params(stage)
-            inputs = sorted(found[producer] if producer else _file_key(params_file, path)
-                            for path in dvc_private.stage_paths(stage)
+            inputs = sorted(records[path] if path in records else found[producer] if producer
+                            else _file_key(params_file, path) for path in dvc_private.stage_paths(stage)
                             for producer in _producers(path, producers))
             key = hashlib.sha256(json.dumps([stage.cmd, params, inputs], sort_keys=True,
                                             default=str).encode()).hexdigest()
@@ -223,6 +225,14 @@ def resolve_stages(scratch: Path, base: bytes, overrides: tuple[str, ...]) -> tu
             epochs[stage.name] = params.get("train", {}).get("epochs", 0) if TRAINING in stage.cmd else 0
     stages = [Stage(address, key, epochs[address], restorable[address]) for address, key in found.items()]
     return stages, resolved
+
+
+def code_records(params: Params) -> dict[str, str]:
+    """The key of each ``code/<stage>.json`` the ``validate`` stage would write for ``params``: its content.
+    (Keyed by its producer, ``validate``, it would differ with every change to the params file, which
+    ``validate`` reads whole, and no two experiments would share a stage.)"""
+    return {code_record_path(stage).as_posix(): json.dumps(sources.record(), sort_keys=True)
+            for stage, sources in stage_sources(params).items()}
 
 
 def _file_key(params_file: Path, path: str) -> str:

@@ -41,7 +41,7 @@ class ImageDomain:
         self.channels_last = device.type in ("cuda", "cpu")
 
     def data_arguments(self) -> dict[str, Any]:
-        return {"in_channels": self.shape[0], "num_classes": self.num_classes}
+        return {"in_channels": self.shape[0], "num_classes": self.num_classes, "image_size": self.shape[1]}
 
     def signature(self) -> dict[str, Any]:
         return {"task": self.task, "shape": self.shape, "classes": self.num_classes}

@@ -74,7 +74,7 @@ class Schedule:
     batch_rate: Callable[[RateSchedule], float] | None = None  # the rate after ``state.batch`` batches
 
 
-SCHEDULES: Registry[Schedule] = Registry("schedule", "ban.training.schedules")
+SCHEDULES: Registry[Schedule] = Registry("schedule", "ban.training.schedules", by_name=True)
 
 
 def schedule_of(train: TrainConfig) -> Schedule:
