@@ -14,7 +14,7 @@ from typing import Any
 import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
-COPIED = ("ban", "ban_pipeline", "stages", "dvc.yaml", "params.yaml", ".dvcignore", "None")
+COPIED = ("ban", "ban_pipeline", "stages", "dvc.yaml", "params.yaml", ".dvcignore")
 
 # Small, fast settings for tests: a few epochs of a tiny network on a digits subset, on the CPU, whose
 # results repeat bit for bit (on a GPU cuDNN's autotuner may pick other kernels from run to run).

@@ -267,8 +267,8 @@ def _check_choice(key: str, value: str, valid: Any) -> None:
 
 
 def _check_teacher(teacher: TeacherConfig) -> None:
-    """The weights file must be a path inside the project: the teacher stage depends on it through dvc.yaml,
-    which names it relative to the project root."""
+    """The weights file must be a path inside the project, relative to its root, so that every clone and
+    the teacher's code record (``code/gen0.json``, which holds its digest) name the same file."""
     if teacher.options is not None and teacher.arch is None:
         raise ConfigError("teacher.options: set teacher.arch too (null: gen0 is the `model` network, "
                           "with its options)")

@@ -11,6 +11,7 @@ that use it.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -32,11 +33,15 @@ class Sources:
 
     files: tuple[Path, ...] = ()
     packages: tuple[str, ...] = ()
+    weights: tuple[Path, ...] = ()  # outside weights the stage loads (``teacher.checkpoint``)
 
     def record(self) -> dict[str, Any]:
-        """What ``code/<stage>.json`` holds: each file's digest, each package's version."""
+        """What ``code/<stage>.json`` holds: each file's digest, each package's version, and the digest of
+        each weights file (null while it is missing: the stage itself then says so in one line)."""
         return {"files": {path.as_posix(): file_digest(ROOT / path) for path in self.files},
-                "packages": list(self.packages)}
+                "packages": list(self.packages),
+                "weights": {path.as_posix(): file_digest(path) if path.is_file() else None
+                            for path in self.weights}}
 
 
 def selected_sources(modules: list[str], stage_module: str) -> Sources:
@@ -79,4 +84,8 @@ def generation_modules(params: Params, name: str) -> list[str]:
 
 
 def generation_sources(params: Params, name: str) -> Sources:
-    return selected_sources(generation_modules(params, name), TRAIN_STAGE)
+    """The code generation ``name`` selects, and the outside weights it is loaded from, if any: replacing
+    that file changes the record, so the stage and every stage after it run again."""
+    sources = selected_sources(generation_modules(params, name), TRAIN_STAGE)
+    checkpoint = params.generation(name).checkpoint
+    return dataclasses.replace(sources, weights=(Path(checkpoint),)) if checkpoint else sources
