@@ -215,5 +215,5 @@ def write_outputs(splits: dict[str, Predictions], trainer: Trainer, generation: 
                data_signature=domain.signature())
     save_torch(GenerationPredictions(name, generation.teacher, task.name, metrics, history, splits).to_dict(),
                predictions_path(name))
-    save_json(metrics.to_dict(), metrics_path(name))
+    save_json(metrics.figures(), metrics_path(name))
     return metrics.to_dict()

@@ -150,6 +150,11 @@ class StudyRow:
         return {**fields, **self.metrics}
 
 
+def network_metrics(run: Run, network: str) -> dict[str, Any]:
+    """A generation's or an ensemble's numbers in ``run``, from its stage's metrics file (``{}`` if none)."""
+    return run.metrics.get(str(metrics_path(network))) or run.metrics.get(ENSEMBLE_FILE, {}).get(network, {})
+
+
 def run_rows(run: Run, variant: str) -> list[StudyRow]:
     """One row per generation and ensemble of ``run``; a missing metrics file is a BanError."""
     try:
