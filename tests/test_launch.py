@@ -154,7 +154,8 @@ def experiment_metrics(project: Path) -> dict[tuple[int, str], dict]:
             params = data["params"]["params.yaml"]["data"]
             files = {path: entry["data"] for path, entry in data["metrics"].items()}
             networks = {Path(path).stem: values for path, values in files.items()}  # metrics/gen1.json: gen1
-            found[(params["seed"], params["kd"]["mode"])] = {**networks, **networks.pop("ensemble", {})}
+            ensembles = networks.pop("ensemble", {})  # metrics/ensemble.json: {ens2: ..., ens3: ...}
+            found[(params["seed"], params["kd"]["mode"])] = {**networks, **ensembles}
     return found
 
 

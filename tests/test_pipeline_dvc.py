@@ -60,7 +60,8 @@ def test_exp_show_gives_each_number_of_the_chain_once(project: Path) -> None:
     evaluate stage's one metric of its own, each student's agreement with its teacher, is among them."""
     shown = run(project, "dvc", "exp", "show", "--csv").stdout.splitlines()
     header, *rows = csv.reader(shown)
-    workspace = dict(zip(header, next(row for row in rows if row[0] == "workspace"), strict=True))
+    workspace = next(values for values in (dict(zip(header, row, strict=True)) for row in rows)
+                     if values["rev"] == "workspace")
     params = set(flatten(yaml.safe_load((project / "params.yaml").read_text())))
     fixed = {"Experiment", "rev", "typ", "Created", "parent", "State", "Executor"}
     metric_columns = [column for column in header if column not in fixed | params
