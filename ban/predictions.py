@@ -43,13 +43,18 @@ class Predictions:
         return cls(data["target_prob"], data.get("argmax"), data["targets"], data.get("probs"))
 
 
+RUN_DESCRIPTION = ("precision", "device")  # what a generation trained with: text, not a metric
+
+
 @dataclass
 class GenerationMetrics:
-    """What ``metrics/<generation>.json`` holds: the network's size, how long it trained, its final
-    figures per split (``test_error``, ``test_nll``, ...; ``train_error`` from its last epoch), the
-    precision and device it trained with, so that numbers made elsewhere are never compared blind, and
-    for a student its teacher's mean probability of the true class on the last epoch's training batches
-    (how much dark knowledge its targets leave: near 1 they are one-hot), so studies record it."""
+    """A trained generation's record: the network's size, how long it trained, its final figures per
+    split (``test_error``, ``test_nll``, ...; ``train_error`` from its last epoch), the precision and
+    device it trained with, so that numbers made elsewhere are never compared blind, and for a student
+    its teacher's mean probability of the true class on the last epoch's training batches (how much
+    dark knowledge its targets leave: near 1 they are one-hot), so studies record it.
+    ``metrics/<generation>.json`` holds its numbers (``figures``); precision and device describe the
+    run, so they are in the predictions and the results table, not among the metrics."""
 
     params: int
     epochs: int
@@ -63,6 +68,10 @@ class GenerationMetrics:
         teacher = {} if self.teacher_true_prob is None else {TEACHER_TRUE_PROB: self.teacher_true_prob}
         return {"params": self.params, "epochs": self.epochs, "train_error": self.train_error, **self.splits,
                 **teacher, "precision": self.precision, "device": self.device}
+
+    def figures(self) -> dict[str, Any]:
+        """The numbers of ``to_dict`` alone: what ``metrics/<generation>.json`` holds."""
+        return {key: value for key, value in self.to_dict().items() if key not in RUN_DESCRIPTION}
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> GenerationMetrics:

@@ -8,6 +8,7 @@ from __future__ import annotations
 from ban.core.config import TEACHER, load_params
 from ban.core.files import load_torch, save_json
 from ban.core.paths import (
+    AGREEMENT,
     ANALYSIS_FIGURE,
     ENSEMBLE,
     GENERATIONS_FIGURE,
@@ -54,6 +55,9 @@ def main(argv: list[str]) -> None:
     summary = {name: {k: v for k, v in row.items() if isinstance(v, int | float)}
                for name, row in {**generations, **ensemble_rows}.items()}
     save_json(summary, SUMMARY)
+    # the one number only this stage makes; the others are the train and ensemble stages' metrics
+    save_json({name: {"agreement": row["agreement"]} for name, row in generations.items()
+               if "agreement" in row}, AGREEMENT)
     print(RESULTS_TABLE.read_text())
 
 

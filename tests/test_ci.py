@@ -13,6 +13,7 @@ from ban_pipeline.reporting.gate import DEFAULT_TOLERANCE
 
 WORKFLOW = yaml.safe_load((ROOT / ".github" / "workflows" / "ci.yml").read_text())
 README = (ROOT / "README.md").read_text()
+DOCS = "\n".join(path.read_text() for path in sorted((ROOT / "docs").glob("*.md")))
 CI_RUN = (ROOT / ".ci" / "run").read_text()
 
 
@@ -48,6 +49,6 @@ def test_the_pull_request_comment_is_skipped_for_forks_and_never_fails_the_build
 def test_the_gate_runs_with_the_tolerance_the_readme_states() -> None:
     gate = commands("chain-and-gate")
     assert "python -m stages.gate" in gate
-    stated = re.findall(r"--tolerance (\d+(?:\.\d+)?)", gate + README) + re.findall(
-        r"tolerance stays (\d+(?:\.\d+)?)", README)
+    stated = re.findall(r"--tolerance (\d+(?:\.\d+)?)", gate + README + DOCS) + re.findall(
+        r"tolerance stays (\d+(?:\.\d+)?)", README + DOCS)
     assert stated and {float(value) for value in stated} == {DEFAULT_TOLERANCE}

@@ -135,7 +135,7 @@ class Study:
         return {path.stem: path.read_text() for path in sorted(self.work.glob("*/logs/*.log"))}
 
     def metrics(self) -> dict[tuple[int, str], dict]:
-        """Each finished experiment's summary metrics, by its overrides."""
+        """Each finished experiment's metrics by network (``gen1``, ``ens2``), by its overrides."""
         return experiment_metrics(self.project)
 
 
@@ -146,7 +146,10 @@ def experiment_metrics(project: Path) -> dict[tuple[int, str], dict]:
         for experiment in baseline.get("experiments") or []:
             data = experiment["revs"][0]["data"]
             params = data["params"]["params.yaml"]["data"]
-            found[(params["seed"], params["kd"]["mode"])] = data["metrics"]["metrics/summary.json"]["data"]
+            files = {path: entry["data"] for path, entry in data["metrics"].items()}
+            networks = {Path(path).stem: values for path, values in files.items()}  # metrics/gen1.json: gen1
+            ensembles = networks.pop("ensemble", {})  # metrics/ensemble.json: {ens2: ..., ens3: ...}
+            found[(params["seed"], params["kd"]["mode"])] = {**networks, **ensembles}
     return found
 
 

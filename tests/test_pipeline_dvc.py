@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import csv
 import json
 import re
 from pathlib import Path
 
 import pytest
 import torch
+import yaml
 from project import Reproduced, run, stages_run
+
+from ban_pipeline.reporting.study import flatten
 
 pytestmark = pytest.mark.slow  # real pipelines: processes, DVC, git
 
@@ -34,7 +38,9 @@ def test_repro_writes_every_declared_output(project: Path) -> None:
         wrong = (test["probs"].argmax(1) != test["targets"]).double().mean().item()
         assert metrics["test_error"] == pytest.approx(100 * wrong) and metrics["epochs"] == 2
         assert metrics["test_nll"] == pytest.approx(-test["target_prob"].double().log().mean().item())
-        assert metrics["precision"] == "fp32" and metrics["device"].startswith("cpu")  # as resolved
+        assert all(isinstance(value, int | float) for value in metrics.values())  # numbers only
+        trained_with = predictions["metrics"]  # what it trained with, as resolved, beside its predictions
+        assert trained_with["precision"] == "fp32" and trained_with["device"].startswith("cpu")
         assert (project / f"dvclive/{name}/plots/metrics/train/loss.tsv").read_text().count("\n") == 3
     summary = json.loads((project / "metrics/summary.json").read_text())
     assert set(summary) == {*GENERATIONS, "ens2"}
@@ -47,6 +53,39 @@ def test_repro_writes_every_declared_output(project: Path) -> None:
         generation = cells["kind"] != "ensemble"
         assert (cells["precision"], cells["device"][:4]) == (("fp32", "cpu:") if generation else ("", ""))
     assert (project / "reports/generations.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_exp_show_gives_each_number_of_the_chain_once(project: Path) -> None:
+    """``dvc exp show`` lists every metric of every generation and ensemble once, numbers only; the
+    evaluate stage's one metric of its own, each student's agreement with its teacher, is among them."""
+    shown = run(project, "dvc", "exp", "show", "--csv").stdout.splitlines()
+    header, *rows = csv.reader(shown)
+    workspace = next(values for values in (dict(zip(header, row, strict=True)) for row in rows)
+                     if values["rev"] == "workspace")
+    params = set(flatten(yaml.safe_load((project / "params.yaml").read_text())))
+    fixed = {"Experiment", "rev", "typ", "Created", "parent", "State", "Executor"}
+    metric_columns = [column for column in header if column not in fixed | params
+                      and not (project / column).exists()]  # the rest are the stages' dependencies
+    networks = [network_metric(column) for column in metric_columns]
+    assert len(networks) == len(set(networks)), sorted(networks)
+    assert all(float(workspace[column]) >= 0 for column in metric_columns)  # no text (precision, device)
+    files = {name: json.loads((project / f"metrics/{name}.json").read_text()) for name in GENERATIONS}
+    expected = {(name, metric) for name, values in files.items() for metric in values}
+    expected |= {("ens2", "test_error"), ("ens2", "test_nll"), ("gen1", "agreement"), ("gen2", "agreement")}
+    assert set(networks) == expected
+    summary = json.loads((project / "metrics/summary.json").read_text())  # all of them, in one file
+    assert {(name, metric) for name, values in summary.items() for metric in values} == expected
+
+
+def network_metric(column: str) -> tuple[str, str]:
+    """``metrics/gen1.json:test_error``, ``metrics/ensemble.json:ens2.test_error`` or (a name no other
+    file has) ``gen1.agreement``, as (network, metric)."""
+    path, _, key = column.rpartition(":")
+    stem = Path(path).stem
+    if stem in GENERATIONS:
+        return stem, key
+    network, _, metric = key.partition(".")
+    return network, metric
 
 
 def test_students_learn_from_their_teacher(project: Path) -> None:

@@ -1,4 +1,5 @@
-"""``precision: auto`` on the CPU: bf16 only where it was measured faster than fp32 (README, "Precision")."""
+"""``precision: auto`` on the CPU: bf16 only where it was measured faster than fp32 (docs/speed.md,
+"Precision")."""
 
 from __future__ import annotations
 

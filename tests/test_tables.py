@@ -1,7 +1,7 @@
 """The paper's tables as data, their listing, and a table aggregated from finished experiments.
 
 The published numbers are checked against a second transcription of the paper (below, typed from its
-Tables 1, 2, 5 and 6 as ``../shared/PAPER.md`` and the README list them). The aggregation runs on
+Tables 1, 2, 5 and 6 as ``../shared/PAPER.md`` and ``docs/paper.md`` list them). The aggregation runs on
 ``dvc exp show --json`` records written here, with values whose means, sds and intervals are computed
 by hand.
 """
@@ -172,9 +172,15 @@ def test_a_listing_read_in_part_ends_quietly() -> None:
 
 def experiment(name: str, seed: int, summary: dict[str, dict[str, float]], timestamp: str,
                **params: Any) -> dict[str, Any]:
-    """One finished experiment as ``dvc exp show --json`` gives it."""
+    """One finished experiment as ``dvc exp show --json`` gives it: each network's numbers in its stage's
+    metrics file (``metrics/gen1.json``; ensembles together in ``metrics/ensemble.json``)."""
+    files = {f"metrics/{name}.json": values for name, values in summary.items()
+             if not name.startswith("ens")}
+    ensembles = {name: values for name, values in summary.items() if name.startswith("ens")}
+    metrics = {path: {"data": values}
+               for path, values in {**files, "metrics/ensemble.json": ensembles}.items()}
     data = {"timestamp": timestamp, "params": {"params.yaml": {"data": {"seed": seed, **params}}},
-            "metrics": {"metrics/summary.json": {"data": summary}}}
+            "metrics": metrics}
     return {"name": name, "revs": [{"rev": f"{seed:040d}", "name": name, "data": data}], "executor": None}
 
 

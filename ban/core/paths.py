@@ -9,7 +9,8 @@ from ban.core.config import TEACHER
 PARAMS = Path("params.yaml")
 PREPARED = Path("data/prepared")
 ENSEMBLE = Path("ensemble/predictions.pt")
-SUMMARY = Path("metrics/summary.json")
+SUMMARY = Path("metrics/summary.json")  # every network's numbers in one file (the gate); not a DVC metric
+AGREEMENT = Path("metrics/agreement.json")  # evaluate's own metric: each student against its teacher
 RESULTS_TABLE = Path("reports/results.md")
 GENERATIONS_FIGURE = Path("reports/generations.png")
 ANALYSIS_FIGURE = Path("reports/gradients.png")

@@ -255,5 +255,5 @@ def write_outputs(splits: dict[str, Predictions], model: nn.Module, domain: Doma
     record = GenerationPredictions(name, generation.teacher, task.name, metrics, history, splits,
                                    reads_teacher=learns_from_teacher(generation))
     save_torch(record.to_dict(), predictions_path(name))
-    save_json(metrics.to_dict(), metrics_path(name))
+    save_json(metrics.figures(), metrics_path(name))
     return metrics.to_dict()

@@ -41,6 +41,13 @@ class StudyRow:
         return {**fields, **self.metrics}
 
 
+def network_metrics(experiment: FinishedExperiment, network: str) -> dict[str, Any]:
+    """A generation's or an ensemble's numbers in ``experiment``, from its stage's metrics file (``{}`` if
+    none)."""
+    return (experiment.metrics.get(str(metrics_path(network)))
+            or experiment.metrics.get(ENSEMBLE_FILE, {}).get(network, {}))
+
+
 def experiment_rows(experiment: FinishedExperiment, variant: str) -> list[StudyRow]:
     """One row per generation and ensemble of ``experiment``; a missing metrics file is a BanError."""
     try:

@@ -19,10 +19,10 @@ import pandas as pd
 from scipy import stats
 
 from ban.core.errors import BanError
-from ban.core.paths import SUMMARY
 from ban_pipeline.paper_tables import Table
 from ban_pipeline.reporting.experiments import FinishedExperiment, flatten
 from ban_pipeline.reporting.results import save_figure
+from ban_pipeline.reporting.study_frame import network_metrics
 from ban_pipeline.reporting.study_markdown import mean_sd
 
 OUTSIDE = "*"  # marks a paper's number outside our 95% interval
@@ -116,7 +116,7 @@ def cell_results(table: Table, experiments: dict[str, list[FinishedExperiment]])
         for cell in row.cells:
             seeds, values = [], []
             for run in experiments.get(cell.run, []):
-                value = run.metrics.get(str(SUMMARY), {}).get(cell.network, {}).get(cell.metric)
+                value = network_metrics(run, cell.network).get(cell.metric)
                 if value is not None:
                     seeds.append(seed_of(run))
                     values.append(float(value))
@@ -163,7 +163,7 @@ def row_parameters(table: Table, experiments: dict[str, list[FinishedExperiment]
     for row in table.rows:
         cell = row.cells[0]
         for run in experiments.get(cell.run, []):
-            count = run.metrics.get(str(SUMMARY), {}).get(cell.network, {}).get("params")
+            count = network_metrics(run, cell.network).get("params")
             if count:
                 found[row.name] = f"{count / 1e6:.2f}M" if count >= 10_000 else f"{count:,}"
                 break
