@@ -9,6 +9,7 @@ under DDP with gloo, where each rank gathers only its own share of every batch.
 from __future__ import annotations
 
 import dataclasses
+import json
 import os
 import socket
 from pathlib import Path
@@ -19,7 +20,8 @@ import pytest
 import torch
 import torch.multiprocessing as mp
 from PIL import Image
-from stage_process import run_here
+from project import make_project
+from stage_process import prepare, run_here, train
 from torchvision.transforms import CenterCrop, Resize
 
 import ban.training.domains.image as image_domain
@@ -291,3 +293,27 @@ def test_two_gloo_ranks_stream_only_their_shares_and_match_memory(tmp_path):
         assert rank["stream"]["figures"] == rank["memory"]["figures"]
     assert ranks[0]["stream"]["figures"] == ranks[1]["stream"]["figures"]  # every rank reports the reduced
     assert torch.equal(ranks[0]["stream"]["predictions"], ranks[0]["memory"]["predictions"])
+
+
+@pytest.mark.slow
+def test_the_train_stage_writes_the_same_files_in_memory_and_streamed(tmp_path):
+    """``python -m stages.train gen0`` on the embedded default: checkpoint, predictions and metrics agree."""
+    outputs = {}
+    for storage in ("memory", "stream"):
+        project = make_project(tmp_path / storage, {"data": {"storage": storage},
+                                                    "train": {"augment": {"hflip": True}}})
+        prepare(project)
+        result = train(project, "gen0")
+        assert result.returncode == 0, result.stderr
+        assert f"data.storage {storage}: " in result.stdout
+        outputs[storage] = {
+            "model": torch.load(project / "models/gen0.pt", weights_only=True)["state_dict"],
+            "predictions": torch.load(project / "preds/gen0.pt", weights_only=True),
+            "metrics": json.loads((project / "metrics/gen0.json").read_text())}
+    memory, stream = outputs["memory"], outputs["stream"]
+    assert memory["metrics"] == stream["metrics"]
+    assert memory["model"].keys() == stream["model"].keys()
+    assert all(torch.equal(stream["model"][name], value) for name, value in memory["model"].items())
+    assert memory["predictions"]["history"] == stream["predictions"]["history"]
+    probs = [outputs[storage]["predictions"]["splits"]["test"]["probs"] for storage in ("memory", "stream")]
+    assert torch.equal(*probs)
