@@ -1,6 +1,6 @@
 """Peak memory and time of the prepare stage on ImageFolders of two sizes, generated here.
 
-    python -m bench.prepare_memory                                   # 400 and 1,600 images, 160 px
+    python -m bench.prepare_memory                                   # 800 and 3,200 images, 160 px
     python -m bench.prepare_memory --images 500 2000 --image-size 128 --json bench/results/prepare_memory.json
 
 Writes JPEG files in ImageNet's layout (``train/<class>/*.JPEG``, ``val/<class>/*.JPEG``) of
@@ -77,7 +77,7 @@ def prepare_in_process(project: Path, raw: Path, image_size: int) -> dict[str, A
 def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m bench.prepare_memory", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--images", type=int, nargs=2, default=[400, 1600], help="training images, two sizes")
+    parser.add_argument("--images", type=int, nargs=2, default=[800, 3200], help="training images, two sizes")
     parser.add_argument("--image-size", type=int, default=160, help="data.image_size")
     parser.add_argument("--json", type=Path, help="also write the figures here")
     args = parser.parse_args()

@@ -2,19 +2,22 @@
 
     python -m bench.stream_speed                          # ResNet-20, batch 128, 32x32 RGB
     python -m bench.stream_speed --rounds 6 --steps 30 --json bench/results/stream_speed.json
+    python -m bench.stream_speed --arch imagenet_resnet --options '{"depth": 18}' --size 160 --batch-size 32
 
 CIFAR-shaped random images are prepared into a temporary directory (the array files a stream
 run maps; just written, so they sit in the page cache: this measures the gathering, not a disk).
 Each round trains ``--steps`` batches from memory, then the same from the stream (the order
 alternates between rounds), with the engine's own ``Trainer`` and the default augmentation
 (crops of padding 4, flips); the first round is a warm-up and is not counted. It prints img/s
-per round and storage, the medians and their ratio (stream / memory).
+per round and storage, the medians, and the median of the rounds' ratios (stream / memory): on a
+shared machine the load changes from round to round, and a round's two runs share its load.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import statistics
 import tempfile
 from pathlib import Path
@@ -56,8 +59,7 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
         for storage in STORAGES:
             domain = ImageDomain(prepared, train, device, precision, storage=storage)
             torch.manual_seed(0)
-            model = domain.prepare_model(build_model(args.arch, {"depth": args.depth, "width": 16},
-                                                     **domain.data_arguments()))
+            model = domain.prepare_model(build_model(args.arch, args.options, **domain.data_arguments()))
             trainers[storage] = Trainer(model, domain, train, KDConfig(mode="none"), seed=0, device=device,
                                         precision=precision, generation="bench")
         rounds: list[dict[str, float]] = []
@@ -66,20 +68,21 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
             speeds = {storage: trainers[storage].train_epoch().examples_per_s for storage in order}
             if round_index:  # round 0 warms up both
                 rounds.append(speeds)
-                print(f"round {round_index}: " + "  ".join(f"{s} {speeds[s]:,.0f} img/s" for s in STORAGES),
-                      flush=True)
+                print(f"round {round_index}: " + "  ".join(f"{s} {speeds[s]:,.0f} img/s" for s in STORAGES)
+                      + f"  ratio {speeds['stream'] / speeds['memory']:.3f}", flush=True)
     medians = {storage: statistics.median(r[storage] for r in rounds) for storage in STORAGES}
     return {"device": describe_device(device), "precision": precision, "threads": torch.get_num_threads(),
-            "model": f"{args.arch}-{args.depth}", "batch_size": args.batch_size, "size": args.size,
-            "steps_per_round": args.steps, "rounds": rounds, "median_img_per_s": medians,
-            "ratio": medians["stream"] / medians["memory"]}
+            "model": f"{args.arch} {json.dumps(args.options)}", "batch_size": args.batch_size,
+            "size": args.size, "steps_per_round": args.steps, "rounds": rounds, "median_img_per_s": medians,
+            "ratio": statistics.median(r["stream"] / r["memory"] for r in rounds)}
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m bench.stream_speed", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--arch", default="resnet")
-    parser.add_argument("--depth", type=int, default=20)
+    parser.add_argument("--options", type=json.loads, default={"depth": 20, "width": 16},
+                        help="the network's options, as JSON (default: ResNet-20)")
     parser.add_argument("--batch-size", type=int, default=128)
     parser.add_argument("--size", type=int, default=32, help="image side in pixels")
     parser.add_argument("--steps", type=int, default=20, help="batches per storage per round")
@@ -88,12 +91,13 @@ def main() -> None:
     parser.add_argument("--precision", default="auto")
     parser.add_argument("--json", type=Path, help="also write the figures here")
     args = parser.parse_args()
+    os.environ.setdefault("BAN_PROGRESS_SECONDS", "3600")  # no progress lines inside the short epochs
     result = measure(args)
     medians = result["median_img_per_s"]
     print(f"{result['model']}, batch {result['batch_size']}, {result['size']}x{result['size']}, "
           f"{result['precision']} on {result['device']} ({result['threads']} threads): memory "
           f"{medians['memory']:,.0f} img/s, stream {medians['stream']:,.0f} img/s, "
-          f"ratio {result['ratio']:.3f}")
+          f"median ratio of the rounds {result['ratio']:.3f}")
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps(result, indent=1) + "\n")

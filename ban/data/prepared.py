@@ -74,7 +74,7 @@ class ArrayWriter:
     def write(self, chunk: np.ndarray) -> None:
         if chunk.dtype != np.uint8 or chunk.shape[1:] != self.shape[1:]:
             raise ValueError(f"{self.path.name}: chunk {chunk.dtype} {chunk.shape} does not fit {self.shape}")
-        self.file.write(np.ascontiguousarray(chunk).tobytes())
+        self.file.write(memoryview(np.ascontiguousarray(chunk)))  # no copy of a contiguous chunk
         self.rows += len(chunk)
 
     def close(self) -> None:

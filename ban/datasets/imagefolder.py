@@ -39,7 +39,7 @@ TEST_FOLDERS = ("test", "val")  # the test split's folder: the first that exists
 # Modes stored without colour: a dataset made only of these keeps a single channel.
 GRAYSCALE_MODES = frozenset({"1", "L", "LA"})
 _UNREADABLE = (OSError, ValueError, Image.DecompressionBombError)
-CHUNK = 256  # images decoded before they are written: the bound on a prepare's pixel memory
+CHUNK = 128  # images decoded before they are written: the bound on a prepare's pixel memory
 
 
 def write(data: DataConfig, directory: Path) -> None:
