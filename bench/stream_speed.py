@@ -39,7 +39,7 @@ STORAGES = ("memory", "stream")
 def random_prepared(images: int, size: int, seed: int = 0) -> Prepared:
     generator = torch.Generator().manual_seed(seed)
     train_x = torch.randint(0, 256, (images, 3, size, size), dtype=torch.uint8, generator=generator)
-    train_y = torch.randint(0, 10, (images,), generator=generator)
+    train_y = torch.randperm(images, generator=generator) % 10  # every class, for 10 images or more
     mean, std = channel_stats(train_x)
     meta = image_meta("random", [str(c) for c in range(10)], mean, std, [3, size, size])
     return Prepared(meta, {"train_x": train_x, "train_y": train_y, "test_x": train_x[:10],
