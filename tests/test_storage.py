@@ -33,7 +33,7 @@ from ban.core.config import (
     TrainConfig,
     params_from_mapping,
 )
-from ban.core.errors import ConfigError
+from ban.core.errors import ConfigError, DataError
 from ban.data.prepared import load_prepared, save_prepared
 from ban.datasets import prepare_dataset, write_prepared
 from ban.nets import build_model
@@ -317,3 +317,13 @@ def test_the_train_stage_writes_the_same_files_in_memory_and_streamed(tmp_path):
     assert memory["predictions"]["history"] == stream["predictions"]["history"]
     probs = [outputs[storage]["predictions"]["splits"]["test"]["probs"] for storage in ("memory", "stream")]
     assert torch.equal(*probs)
+
+
+def test_imagefolder_without_test_or_val_names_both_layouts(tmp_path):
+    write_jpegs(tmp_path / "raw", {"train": 2})
+    with pytest.raises(DataError) as error:
+        prepare_dataset(DataConfig(name="imagefolder", root=str(tmp_path / "raw"), image_size=8))
+    root = tmp_path / "raw"
+    assert str(error.value) == (f"{root}/test/ not found: imagefolder data needs "
+                                f"{root}/train/<class>/<images> and {root}/test/<class>/<images> "
+                                f"(or {root}/val/<class>/<images>)")
