@@ -20,7 +20,7 @@ import pytest
 import torch
 import torch.multiprocessing as mp
 from PIL import Image
-from project import make_project
+from project import make_project, run, stages_run
 from stage_process import prepare, run_here, train
 from torchvision.transforms import CenterCrop, Resize
 
@@ -327,3 +327,15 @@ def test_imagefolder_without_test_or_val_names_both_layouts(tmp_path):
     assert str(error.value) == (f"{root}/test/ not found: imagefolder data needs "
                                 f"{root}/train/<class>/<images> and {root}/test/<class>/<images> "
                                 f"(or {root}/val/<class>/<images>)")
+
+
+@pytest.mark.slow
+def test_switching_storage_in_a_pipeline_trains_nothing_again(tmp_path):
+    """The prepare stage reads the whole data section, so it runs again, and writes the same files: DVC
+    then finds every train stage's dependencies unchanged."""
+    project = make_project(tmp_path / "project", {"students": {"gen1": {"teacher": "gen0"}},
+                                                  "ensemble": {"members": ["gen1"]}})
+    run(project, "dvc", "repro")
+    (project / "params.yaml").write_text((project / "params.yaml").read_text().replace(
+        "storage: auto", "storage: stream"))
+    assert stages_run(run(project, "dvc", "repro").stdout) == ["prepare"]
