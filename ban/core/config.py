@@ -23,7 +23,7 @@ from ban.core.schema import parse
 TEACHER = "gen0"
 DEVICES = ("auto", "cpu", "cuda", "mps")
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
-STORAGES = ("auto", "memory", "stream")  # where training reads the prepared data from (ban.data.storage)
+STORAGES = ("auto", "memory", "stream")  # where training reads prepared data (ban.training.streaming)
 
 
 @dataclass(frozen=True)
