@@ -206,3 +206,20 @@ def test_registered_as_image_with_options(name: str, options: set[str]) -> None:
     architecture = get_architecture(name)
     assert architecture.task == "image"
     assert architecture.option_names() == options
+
+
+def test_imagenet_resnet_is_torchvisions_own():
+    """Same parameters and state-dict keys as torchvision's resnet18 (so checkpoints move between them);
+    another channel count replaces only the stem; a depth torchvision does not define is one line."""
+    from torchvision.models import resnet18
+
+    with torch.device("meta"):
+        ours = build_model("imagenet_resnet", {"depth": 18}, in_channels=3, num_classes=1000)
+        theirs = resnet18()
+        gray = build_model("imagenet_resnet", {}, in_channels=1, num_classes=10)
+    assert count_parameters(ours) == count_parameters(theirs) == 11_689_512
+    shapes = [{key: value.shape for key, value in net.state_dict().items()} for net in (ours, theirs)]
+    assert shapes[0] == shapes[1]
+    assert gray.conv1.in_channels == 1 and gray.fc.out_features == 10
+    with pytest.raises(ConfigError, match=r"^model.depth: 20 is not an ImageNet ResNet depth; use one of 18"):
+        build_model("imagenet_resnet", {"depth": 20}, in_channels=3, num_classes=10)

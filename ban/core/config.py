@@ -21,6 +21,7 @@ from ban.core.schema import parse, read_yaml
 TEACHER = "gen0"
 DEVICES = ("auto", "cpu", "cuda", "mps")
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
+STORAGES = ("auto", "memory", "stream")  # where training reads prepared data (ban.training.streaming)
 
 
 @dataclass(frozen=True)
@@ -34,6 +35,7 @@ class DataConfig:
     test_fraction: float = 0.25
     verify: bool = True  # cifar: check the files' published md5 sums
     seed: int = 0  # the split and subset; apart from the training seed so that seed studies share data
+    storage: str = "auto"  # memory: the whole prepared data on the device; stream: batches from mapped files
 
 
 @dataclass(frozen=True)
@@ -56,9 +58,18 @@ class ScheduleConfig:
 
 
 @dataclass(frozen=True)
+class ResizedCropConfig:
+    """torchvision's ``RandomResizedCrop`` ranges: the crop's share of the image area and its aspect ratio."""
+
+    scale: list[float] = field(default_factory=lambda: [0.08, 1.0])
+    ratio: list[float] = field(default_factory=lambda: [3 / 4, 4 / 3])
+
+
+@dataclass(frozen=True)
 class AugmentConfig:
     crop_padding: int = 1
     hflip: bool = False
+    random_resized_crop: ResizedCropConfig | None = None  # null: off; {}: torchvision's default ranges
 
 
 @dataclass(frozen=True)
@@ -252,6 +263,8 @@ def validate(params: Params) -> None:
         value = getattr(params.data, key)
         if value is not None and value <= 0:
             raise ConfigError(f"data.{key}: must be null or positive, got {value}")
+    _check_choice("data.storage", params.data.storage, STORAGES)
+    _check_resized_crop(params.train.augment.random_resized_crop)
     if not 0 < params.data.test_fraction < 1:
         raise ConfigError(f"data.test_fraction: must be between 0 and 1, got {params.data.test_fraction}")
     _check_teacher(params.teacher)
@@ -280,6 +293,17 @@ def _check_teacher(teacher: TeacherConfig) -> None:
     if not teacher.checkpoint or path.is_absolute() or ".." in path.parts:
         raise ConfigError(f"teacher.checkpoint: {teacher.checkpoint!r} is not a path inside the project; "
                           "copy or link the weights file into it and give its relative path")
+
+
+def _check_resized_crop(crop: ResizedCropConfig | None) -> None:
+    """Two increasing positive bounds each; a scale above 1 would ask for a crop larger than the image."""
+    if crop is None:
+        return
+    for name, bounds, top in (("scale", crop.scale, 1.0), ("ratio", crop.ratio, float("inf"))):
+        if len(bounds) != 2 or not 0 < bounds[0] <= bounds[1] <= top:
+            limit = " <= 1" if top == 1.0 else ""
+            raise ConfigError(f"train.augment.random_resized_crop.{name}: give [low, high] with 0 < low <= "
+                              f"high{limit}, got {bounds}")
 
 
 def _check_kd(key: str, kd: KDConfig) -> None:

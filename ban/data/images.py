@@ -25,20 +25,37 @@ def finish_images(name: str, classes: list[str], tensors: Tensors, data: DataCon
     Both are class-stratified and seeded by ``data.seed``; the test split is never touched, and
     the validation images are never trained on.
     """
-    if data.validation is not None:
-        held = torch.zeros(len(tensors["train_y"]), dtype=torch.bool)
-        held[stratified_subset(tensors["train_y"], data.validation, [data.seed, VALIDATION_STREAM],
-                               "data.validation", leave=len(classes))] = True
-        tensors["valid_x"], tensors["valid_y"] = tensors["train_x"][held], tensors["train_y"][held]
-        tensors["train_x"], tensors["train_y"] = tensors["train_x"][~held], tensors["train_y"][~held]
-    if data.train_subset is not None:
-        keep = stratified_subset(tensors["train_y"], data.train_subset, data.seed, "data.train_subset")
-        tensors["train_x"], tensors["train_y"] = tensors["train_x"][keep], tensors["train_y"][keep]
+    train, valid = training_splits(tensors["train_y"], len(classes), data)
+    if valid is not None:
+        tensors["valid_x"], tensors["valid_y"] = tensors["train_x"][valid], tensors["train_y"][valid]
+    tensors["train_x"], tensors["train_y"] = tensors["train_x"][train], tensors["train_y"][train]
     tensors = {key: value.contiguous() for key, value in tensors.items()}
     mean, std = channel_stats(tensors["train_x"])
-    shape = list(tensors["train_x"].shape[1:])
-    meta = {"task": "image", "name": name, "classes": classes, "mean": mean, "std": std, "shape": shape}
-    return Prepared(meta, tensors)
+    return Prepared(image_meta(name, classes, mean, std, list(tensors["train_x"].shape[1:])), tensors)
+
+
+def image_meta(name: str, classes: list[str], mean: list[float], std: list[float],
+               shape: list[int]) -> dict[str, object]:
+    return {"task": "image", "name": name, "classes": classes, "mean": mean, "std": std, "shape": shape}
+
+
+def training_splits(labels: torch.Tensor, num_classes: int,
+                    data: DataConfig) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """Indices into the training images: those trained on, and the validation split (None: none held out).
+
+    Decided from the labels alone, so a reader can choose which images to decode before decoding any.
+    """
+    remaining = torch.arange(len(labels))
+    valid = None
+    if data.validation is not None:
+        held = torch.zeros(len(labels), dtype=torch.bool)
+        held[stratified_subset(labels, data.validation, [data.seed, VALIDATION_STREAM],
+                               "data.validation", leave=num_classes)] = True
+        valid, remaining = remaining[held], remaining[~held]
+    if data.train_subset is not None:
+        remaining = remaining[stratified_subset(labels[remaining], data.train_subset, data.seed,
+                                                "data.train_subset")]
+    return remaining, valid
 
 
 def stratified_subset(labels: torch.Tensor, size: int, seed: int | list[int], key: str,
@@ -73,11 +90,19 @@ def channel_stats(images: torch.Tensor) -> tuple[list[float], list[float]]:
     Computed from a 256-bin histogram per channel: exact in float64 and
     without a float copy of the images (CIFAR-10 would need 1.2 GB).
     """
+    return stats_of_histograms(channel_histograms(images))
+
+
+def channel_histograms(images: torch.Tensor) -> torch.Tensor:
+    """[C, 256] counts of each pixel value per channel; sums of chunks' histograms are the whole's."""
+    return torch.stack([torch.bincount(channel.flatten(), minlength=256) for channel in images.unbind(1)])
+
+
+def stats_of_histograms(histograms: torch.Tensor) -> tuple[list[float], list[float]]:
     levels = torch.arange(256, dtype=torch.float64) / 255
     means, stds = [], []
-    for channel in images.unbind(1):
-        weights = torch.bincount(channel.flatten(), minlength=256).double()
-        weights /= weights.sum()
+    for counts in histograms:
+        weights = counts.double() / counts.sum()
         mean = (weights * levels).sum()
         means.append(mean.item())
         stds.append((weights * (levels - mean) ** 2).sum().sqrt().item())

@@ -15,7 +15,8 @@ from typing import Any
 
 from ban.core.config import DataConfig, Params
 from ban.core.registry import Registry
-from ban.data.prepared import Prepared
+from ban.data.prepared import Prepared, save_prepared
+from ban.tasks import check_storage
 
 
 @dataclass(frozen=True)
@@ -49,6 +50,9 @@ class Dataset:
     # what of its files ``root`` (data.root) lacks, None when nothing (or a download fetches it):
     # checked before a study starts, where reading them would only fail in its jobs
     missing: Callable[[DataConfig, Path], str | None] = nothing_to_read
+    # writes the prepared files into a directory itself (in chunks, with bounded memory); None: the
+    # tensors ``prepare`` returns are saved
+    write: Callable[[DataConfig, Path], None] | None = None
 
 
 DATASETS: Registry[Dataset] = Registry("dataset", "ban.datasets", by_name=True)
@@ -58,9 +62,19 @@ def dataset_of(data: DataConfig) -> Dataset:
     """The registered dataset ``data.name``, after its own check of the ``data`` settings."""
     dataset = DATASETS.get(data.name, "data.name")
     dataset.check(data)
+    check_storage(data.storage, dataset.task)
     return dataset
 
 
 def prepare_dataset(data: DataConfig) -> Prepared:
     """Read (and, when asked, download) ``data.name`` into the prepared format."""
     return dataset_of(data).prepare(data)
+
+
+def write_prepared(data: DataConfig, directory: Path) -> None:
+    """Prepare ``data.name`` into ``directory`` (replaced whole, or left as it was on failure)."""
+    dataset = dataset_of(data)
+    if dataset.write is not None:
+        dataset.write(data, directory)
+    else:
+        save_prepared(directory, dataset.prepare(data))

@@ -12,6 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from ban.core.errors import ConfigError
 from ban.core.registry import Registry
 
 
@@ -25,10 +26,11 @@ class Task:
     data_kind: str  # "an image dataset"
     reports_agreement: bool  # whether a student's agreement with its teacher means something
     ships_validation: bool  # its datasets come with a validation split (else: data.validation holds one out)
-    prepared_tensors: tuple[str, ...]  # what ``data/prepared/tensors.pt`` must hold
+    prepared_tensors: tuple[str, ...]  # what ``data/prepared/`` must hold
     check_prepared: Callable[[dict[str, Any], dict[str, Any]], str | None]  # (meta, tensors) -> problem
     counts_flops: bool  # forward FLOPs can be counted on the meta device (else 2 per parameter)
     assumed_flops_per_s: float  # sustained throughput of one H100 for cost estimates (an assumption)
+    streams: bool = False  # its training domain can read batches from the prepared files (data.storage)
 
     @property
     def headline(self) -> str:
@@ -61,3 +63,11 @@ TASKS: Registry[Task] = Registry("task", "ban.tasks")
 def headline_metrics() -> dict[str, bool]:
     """Every task's headline metric and whether lower is better."""
     return {task.headline: task.lower_is_better for task in TASKS}
+
+
+def check_storage(storage: str, task: str) -> None:
+    """``data.storage: stream`` only for a task whose training domain streams (image classification)."""
+    kind = TASKS.get(task, "task")
+    if storage == "stream" and not kind.streams:
+        raise ConfigError(f"data.storage: stream: {kind.data_kind} is always held in memory (its prepared "
+                          "form is small); use auto or memory")

@@ -28,4 +28,5 @@ TASKS.register(Task(
     reports_agreement=True, ships_validation=False,
     prepared_tensors=("train_x", "train_y", "test_x", "test_y"), check_prepared=check_labels,
     counts_flops=True, assumed_flops_per_s=100e12,  # about a tenth of an H100's bf16 peak on CIFAR networks
+    streams=True,
 ))

@@ -182,7 +182,8 @@ def check_fits(needed: int, free: int, total: int, device: str) -> None:
     if needed > free:
         raise DataError(f"the prepared data ({needed / 2**30:.2f} GiB) does not fit in the free memory of "
                         f"the GPU ({device}: {free / 2**30:.2f} GiB free of {total / 2**30:.2f} GiB); train "
-                        "on fewer examples (data.train_subset), smaller images, or a GPU with more memory")
+                        "from the prepared files (data.storage: stream), on fewer examples "
+                        "(data.train_subset), or on smaller images")
 
 
 def configure_determinism(enabled: bool) -> None:

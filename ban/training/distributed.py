@@ -2,9 +2,10 @@
 
 ``train.nproc > 1`` makes the train stage replace itself with ``torch.distributed.run``
 (``relaunch``), so ``dvc.yaml`` keeps one command whatever the number of processes, and a
-one-process run never pays for a launcher. Every rank holds the whole prepared dataset and
-its own copy of the frozen teacher, draws the same random global batch and trains on its
-share of it (``ImageDomain.train_batches``); DDP averages the gradients. Rank 0 alone
+one-process run never pays for a launcher. Every rank holds the whole prepared dataset (or, with
+``data.storage: stream``, maps its files and reads only its share) and its own copy of the frozen
+teacher, draws the same random global batch and trains on its share of it
+(``ImageDomain.train_batches``); DDP averages the gradients. Rank 0 alone
 evaluates, logs and writes files.
 """
 

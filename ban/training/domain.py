@@ -71,11 +71,14 @@ class Domain(Protocol):
 @dataclass(frozen=True)
 class DomainType:
     name: str  # the task it trains
-    build: Callable[[Prepared, TrainConfig, torch.device, str], Domain]
+    build: Callable[..., Domain]  # (prepared, train, device, precision, *, storage) -> Domain
 
 
 DOMAINS: Registry[DomainType] = Registry("training domain", "ban.training.domains")
 
 
-def make_domain(prepared: Prepared, train: TrainConfig, device: torch.device, precision: str) -> Domain:
-    return DOMAINS.get(prepared.task, "data/prepared task").build(prepared, train, device, precision)
+def make_domain(prepared: Prepared, train: TrainConfig, device: torch.device, precision: str, *,
+                storage: str = "memory") -> Domain:
+    """``storage`` is ``data.storage``: where training reads the prepared examples from."""
+    return DOMAINS.get(prepared.task, "data/prepared task").build(prepared, train, device, precision,
+                                                                  storage=storage)

@@ -22,7 +22,7 @@ from ban.core.errors import BanError, DataError, import_optional
 from ban.core.files import save_json, save_torch
 from ban.core.imports import is_import_path
 from ban.core.paths import PREPARED, live_dir, metrics_path, model_path, predictions_path, stage_name
-from ban.data.prepared import TENSORS_FILE, load_prepared
+from ban.data.prepared import load_prepared, prepared_files
 from ban.nets import build_model, check_output, count_parameters
 from ban.objectives import learns_from_teacher
 from ban.predictions import GenerationMetrics, GenerationPredictions, Predictions
@@ -63,7 +63,7 @@ def train_generation(params: Params, name: str, code: list[Path]) -> dict[str, A
     if prepared.meta["name"] != params.data.name:
         raise DataError(f"{PREPARED}/ holds {prepared.meta['name']!r} data but data.name is "
                         f"{params.data.name!r}: run `dvc repro prepare`")
-    domain = make_domain(prepared, params.train, device, precision)
+    domain = make_domain(prepared, params.train, device, precision, storage=params.data.storage)
     check_fits_data(params, [name], domain.task, has_validation="valid" in domain.eval_splits)
 
     def build(arch: str, options: dict[str, Any], key: str = "model") -> nn.Module:
@@ -158,7 +158,7 @@ def training_fingerprint(params: Params, generation: Generation, device: torch.d
                 "code": [path.as_posix() for path in code]}  # the generation's record holds its kd
     sources = generation_sources(params, generation.name)
     settings["packages"] = list(sources.packages)
-    files = [PREPARED / TENSORS_FILE, *(ROOT / path for path in (*code, *sources.files))]
+    files = [*prepared_files(PREPARED), *(ROOT / path for path in (*code, *sources.files))]
     if learns_from_teacher(generation):
         files.append(model_path(generation.teacher))
     for key in ("nproc", "nnodes"):  # the same run on more processes or nodes continues the same state

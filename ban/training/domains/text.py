@@ -29,6 +29,7 @@ from ban.data.prepared import Prepared
 from ban.data.streams import batchify, bptt_batches, bptt_windows
 from ban.nets.lstm import detach_state
 from ban.predictions import Predictions
+from ban.tasks import check_storage
 from ban.training.checkpoint import unwrap
 from ban.training.device import autocast, to_device
 from ban.training.domain import DOMAINS, Batch, DomainType
@@ -42,7 +43,9 @@ class TextDomain:
     unit = "tok"
     eval_splits = ("valid", "test")
 
-    def __init__(self, prepared: Prepared, train: TrainConfig, device: torch.device, precision: str) -> None:
+    def __init__(self, prepared: Prepared, train: TrainConfig, device: torch.device, precision: str, *,
+                 storage: str = "memory") -> None:
+        check_storage(storage, self.task)  # the token streams are small: always in memory
         self.device, self.precision, self.bptt = device, precision, train.bptt
         self.vocab: list[str] = prepared.meta["vocab"]
         self.word_chars = prepared.tensors["word_chars"]
