@@ -12,8 +12,6 @@ import importlib
 import inspect
 import sys
 from dataclasses import dataclass
-from pathlib import Path
-from types import ModuleType
 
 import ban
 from ban_pipeline.runner import run
@@ -23,7 +21,6 @@ from ban_pipeline.runner import run
 class Command:
     module: str
     summary: str
-    in_checkout: bool = False  # a module of the project's checkout (stages/), not of the installed package
 
 
 COMMANDS = {
@@ -39,8 +36,8 @@ COMMANDS = {
                        "committed studies"),
     "preset": Command("ban_pipeline.commands.preset", "make presets/NAME.yaml the params; --list shows them "
                       "with their cost"),
-    "verify": Command("stages.verify", "re-aggregate a committed study and check every figure quoted from "
-                      "it (python -m stages.verify of the checkout)", in_checkout=True),
+    "verify": Command("ban_pipeline.commands.verify", "re-aggregate committed studies and check every figure "
+                      "quoted from them"),
 }
 
 
@@ -62,25 +59,11 @@ def main(argv: list[str] | None = None) -> None:
         parser().parse_args(argv)  # --help, --version, or a usage error (exit 2)
         return
     name, rest = argv[0], argv[1:]
-    module = command_module(name, COMMANDS[name])
+    module = importlib.import_module(COMMANDS[name].module)
     if "prog" in inspect.signature(module.main).parameters:
         run(lambda arguments: module.main(arguments, prog=f"ban {name}"), rest)
     else:
         run(module.main, rest)
-
-
-def command_module(name: str, command: Command) -> ModuleType:
-    """The command's module; a stage module missing from the working directory is one line and exit 2."""
-    if command.in_checkout and str(Path.cwd()) not in sys.path:
-        sys.path.insert(0, str(Path.cwd()))
-    try:
-        return importlib.import_module(command.module)
-    except ModuleNotFoundError as error:
-        if error.name is None or not command.module.startswith(error.name):
-            raise
-    print(f"error: `ban {name}` runs {command.module.replace('.', '/')}.py of the project's checkout, which "
-          f"{Path.cwd()} lacks: run it at the root of a checkout that has it", file=sys.stderr)
-    sys.exit(2)
 
 
 if __name__ == "__main__":

@@ -109,10 +109,7 @@ def test_ban_lists_its_subcommands() -> None:
     assert empty.returncode == 2 and "required: COMMAND" in empty.stderr
 
 
-PACKAGED = [name for name, command in console.COMMANDS.items() if not command.in_checkout]
-
-
-@pytest.mark.parametrize("name", PACKAGED)
+@pytest.mark.parametrize("name", console.COMMANDS)
 def test_each_subcommand_is_its_stage_and_has_its_own_help(name: str, capsys: pytest.CaptureFixture) -> None:
     stage = (ROOT / "stages" / f"{name}.py").read_text()
     assert f"from {console.COMMANDS[name].module} import main" in stage  # the same code as python -m stages.X
@@ -146,30 +143,6 @@ def test_pip_install_gives_the_ban_program(tmp_path: Path) -> None:
         result = subprocess.run([venv / "bin" / "ban", *arguments], capture_output=True, text=True,
                                 cwd=tmp_path)
         assert result.returncode == 0 and result.stdout.startswith(expected), (arguments, result.stderr)
-
-
-def test_ban_verify_without_its_stage_says_so_in_one_line(tmp_path: Path) -> None:
-    script = "import sys; from ban_pipeline.console import main; main(sys.argv[1:])"
-    env = dict(environment(), PYTHONPATH=str(ROOT))
-    result = subprocess.run([sys.executable, "-c", script, "verify"], cwd=tmp_path, env=env,
-                            capture_output=True, text=True, timeout=120)
-    assert result.returncode == 2
-    assert result.stderr.splitlines() == [f"error: `ban verify` runs stages/verify.py of the project's "
-                                          f"checkout, which {tmp_path} lacks: run it at the root of a "
-                                          "checkout that has it"]
-
-
-def test_ban_verify_runs_the_checkouts_stage_module(tmp_path: Path) -> None:
-    """Once ``stages/verify.py`` exists, ``ban verify ARGS`` runs its ``main`` with the arguments."""
-    (tmp_path / "stages").mkdir()
-    (tmp_path / "stages" / "__init__.py").write_text("")
-    (tmp_path / "stages" / "verify.py").write_text("def main(argv):\n    print('verified', *argv)\n")
-    script = "import sys; from ban_pipeline.console import main; main(sys.argv[1:])"
-    env = dict(environment(), PYTHONPATH=str(ROOT), PYTHONDONTWRITEBYTECODE="1")
-    env.pop("PYTHONSAFEPATH", None)
-    result = subprocess.run([sys.executable, "-c", script, "verify", "reports/studies/x"], cwd=tmp_path,
-                            env=env, capture_output=True, text=True, timeout=120)
-    assert (result.returncode, result.stdout) == (0, "verified reports/studies/x\n"), result.stderr
 
 
 def test_a_stage_only_parses_calls_the_application_and_prints() -> None:

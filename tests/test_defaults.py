@@ -52,5 +52,5 @@ def test_the_stages_write_where_dvc_yaml_says() -> None:
     assert declared_outputs(stages["student"]["do"]) == generation_outputs("${key}")
     assert declared_outputs(stages["ensemble"]) == {str(paths.ENSEMBLE), str(paths.metrics_path("ensemble"))}
     assert declared_outputs(stages["evaluate"]) == {str(path) for path in (
-        paths.SUMMARY, paths.RESULTS_TABLE, paths.GENERATIONS_FIGURE, paths.ANALYSIS_FIGURE)}
+        paths.SUMMARY, paths.AGREEMENT, paths.RESULTS_TABLE, paths.GENERATIONS_FIGURE, paths.ANALYSIS_FIGURE)}
     assert paths.stage_name("gen1") == "student@gen1" and "foreach" in stages["student"]

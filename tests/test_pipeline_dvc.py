@@ -12,7 +12,7 @@ import torch
 import yaml
 from project import Reproduced, run, stages_run
 
-from ban_pipeline.reporting.study import flatten
+from ban_pipeline.reporting.experiments import flatten
 
 pytestmark = pytest.mark.slow  # real pipelines: processes, DVC, git
 

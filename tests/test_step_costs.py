@@ -14,10 +14,11 @@ from project import ROOT
 from torch import nn
 
 import ban.training.engine as engine
-from ban.core.config import KDConfig, TrainConfig
+from ban.core.config import DataConfig, KDConfig, TrainConfig
+from ban.datasets import prepare_dataset
 from ban.training.analysis import gradient_decomposition
 from ban.training.domain import Batch
-from ban.training.domains.image import ImageRunner
+from ban.training.domains.image import ImageDomain, ImageRunner
 
 CPU = torch.device("cpu")
 
@@ -38,7 +39,7 @@ def test_the_gradient_decomposition_reads_a_bounded_sample(monkeypatch, examples
     student, teacher = nn.Linear(8, classes), nn.Linear(8, classes)
     trainer = engine.Trainer(
         student,
-        None,
+        ImageDomain(prepare_dataset(DataConfig(train_subset=100)), TrainConfig(), CPU, "fp32"),
         TrainConfig(),
         KDConfig(mode="ban", label_weight=1.0),
         seed=0,

@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
+from ban_pipeline.commands import verify
 from ban_pipeline.reporting.markdown_blocks import blocks_in
 from ban_pipeline.reporting.verify import verify_blocks, write_blocks
-from stages import verify
 
 CROPS = Path("reports/studies/cifar10-32-crops")
 
