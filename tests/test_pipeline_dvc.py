@@ -155,7 +155,7 @@ def test_gate_fails_on_a_regression_and_passes_within_tolerance(project: Path) -
     failed = run(project, *gate, check=False)
     assert failed.returncode == 1
     assert "| ens2 | test_error |" in failed.stdout and "regressed" in failed.stdout
-    assert "gate failed: ens2 test_error +2.00 (beyond the tolerance 0.5)" in failed.stderr
+    assert "gate failed: ens2 test_error +2.00 (beyond the tolerance 1)" in failed.stderr  # the default
     summary["ens2"]["test_error"] -= 2.0
     summary["gen1"]["test_error"] = float("nan")  # written by json as NaN
     del summary["gen2"]
