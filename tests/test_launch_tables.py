@@ -57,6 +57,7 @@ def test_a_tables_run_is_its_preset_with_the_runs_overrides_then_the_grids(proje
     assert [planned.params[job.name].seed for job in experiments] == [0, 1]
 
 
+@pytest.mark.slow  # the command as a process (seconds of imports)
 def test_the_dry_run_lists_every_run_times_the_grid_with_its_cost(project: Path, cifar100: Path) -> None:
     result = dry_run(project, "--table", "table2", "--rows", "DenseNet-90-60,DenseNet-80-120",
                      "-S", "seed=range(0,2)", "-S", f"data.root={cifar100}")
@@ -77,6 +78,7 @@ def test_the_dry_run_lists_every_run_times_the_grid_with_its_cost(project: Path,
                                 "experiments")
 
 
+@pytest.mark.slow  # the command as a process (seconds of imports)
 def test_missing_data_stops_the_study_before_it_starts_naming_what_is_missing(project: Path, tmp_path: Path,
                                                                               cifar100: Path) -> None:
     result = dry_run(project, "--table", "table1", "--rows", "WRN-28-2", "-S", f"data.root={tmp_path}")
@@ -106,6 +108,7 @@ def test_missing_data_stops_the_study_before_it_starts_naming_what_is_missing(pr
         "table2-densenet_90_60-01)")
 
 
+@pytest.mark.slow  # the command as a process (seconds of imports)
 def test_several_tables_are_one_study_each_named_after_its_table(project: Path, tmp_path: Path) -> None:
     write_cifar10(tmp_path)
     write_cifar100(tmp_path)

@@ -137,6 +137,7 @@ def tables_command(*arguments: str) -> str:
     return result.stdout
 
 
+@pytest.mark.slow  # the command as a process (seconds of imports)
 def test_the_listing_shows_each_tables_rows_runs_and_cost_for_n_seeds() -> None:
     from ban_pipeline.presets import short_number
 
@@ -156,6 +157,7 @@ def test_the_listing_shows_each_tables_rows_runs_and_cost_for_n_seeds() -> None:
                                    f"{short_number(5 * sum(hours.values()))} |")
 
 
+@pytest.mark.slow  # the command as a process (seconds of imports)
 def test_a_listing_read_in_part_ends_quietly() -> None:
     """``python -m stages.tables | head -2``: the reader is gone before the listing is written (it takes
     seconds to compute); no traceback, the exit code a shell gives a broken pipe."""

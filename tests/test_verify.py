@@ -74,6 +74,7 @@ def test_a_block_of_no_known_name_is_reported(tmp_path: Path) -> None:
         f"{tmp_path}/README.md: block crops-tabel: no generated figure has this name; known: ")
 
 
+@pytest.mark.slow  # the command as a process (seconds of imports)
 def test_the_command_exits_1_on_a_difference_2_on_bad_arguments_with_one_line(
         tmp_path: Path) -> None:
     copy = tmp_path / CROPS.name
