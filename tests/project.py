@@ -69,8 +69,8 @@ def make_project(directory: Path, overrides: Mapping[str, Any] | None = None, *,
     write_params(directory, merge(FAST, overrides or {}) if fast else dict(overrides or {}))
     run(directory, "git", "init", "-q", "-b", "main")
     run(directory, "dvc", "init", "-q")
-    run(directory, "dvc", "config", "core.analytics", "false")
-    run(directory, "dvc", "config", "core.check_update", "false")
+    with open(directory / ".dvc" / "config", "a") as config:  # as `dvc config core.<key> false` writes it
+        config.write("[core]\n    analytics = false\n    check_update = false\n")
     run(directory, "git", "add", "-A")
     run(directory, "git", "commit", "-q", "-m", "project")
     return directory

@@ -15,6 +15,8 @@ import pytest
 from builders import write_cifar10, write_cifar100
 from project import environment, make_project, run
 
+from ban.core.errors import BanError
+from ban_pipeline.commands import launch
 from ban_pipeline.launch.plan import grid_experiments, plan_study
 from ban_pipeline.paper_tables import run_params, table_named
 from ban_pipeline.presets import estimated_gpu_hours, short_number
@@ -134,6 +136,10 @@ def test_several_tables_are_one_study_each_named_after_its_table(project: Path, 
     (("--table", "table1,table2", "--name", "mine"), "error: --name: several tables are each named after "
      "their table (as `stages.aggregate --table` reads them); give --name with one table only"),
 ])
-def test_a_wrong_table_or_row_is_one_line(project: Path, arguments: tuple[str, ...], message: str) -> None:
-    result = dry_run(project, *arguments)
-    assert (result.returncode, result.stderr.strip()) == (2, message)
+def test_a_wrong_table_or_row_is_one_line(project: Path, arguments: tuple[str, ...], message: str,
+                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    """The launcher's own error, which its process prints as ``error: ...`` and exits with (2: usage)."""
+    monkeypatch.chdir(project)
+    with pytest.raises(BanError) as raised:
+        launch.main([*arguments, "--dry-run"])
+    assert (raised.value.exit_code, f"error: {raised.value}") == (2, message)

@@ -7,6 +7,8 @@ the paper's published counts are checked where the paper gives them.
 from __future__ import annotations
 
 import re
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -131,3 +133,16 @@ def test_applying_a_preset_copies_it_and_listing_names_them_all(
     assert [row.split(" | ")[0][2:] for row in rows] == ["cifar10-wrn-28-10", "study-digits"]
     with pytest.raises(ConfigError, match="unknown preset 'nope'; known: cifar10-wrn-28-10, study-digits"):
         preset.main(["nope"])
+
+
+@pytest.mark.slow  # a fresh interpreter: what a command's start costs
+def test_counting_parameters_draws_no_weights_and_loads_no_compiler() -> None:
+    """The networks whose sizes ``stages.preset`` and ``stages.tables`` list are built on the meta device
+    without their random initialisation, whose first draw there would import torch's compiler."""
+    script = ("import sys\n"
+              "from ban_pipeline.presets import load_preset, network_costs, preset_path\n"
+              "costs = network_costs(load_preset(preset_path('cifar10-wrn-28-10')), count_flops=False)\n"
+              "print(len(costs), sorted({'torch._dynamo', 'torch._inductor', 'sympy'} & set(sys.modules)))")
+    counted = subprocess.run([sys.executable, "-c", script], cwd=ROOT, capture_output=True, text=True,
+                             check=True)
+    assert counted.stdout.split("\n")[0] == "3 []"

@@ -87,7 +87,12 @@ def classifier_head(channels: int, num_classes: int, pre_activation: bool) -> nn
 
 
 def init_weights(model: nn.Module) -> None:
-    """Standard CIFAR init: Kaiming-normal convs (fan out), BN weight 1 bias 0, zero linear bias."""
+    """Standard CIFAR init: Kaiming-normal convs (fan out), BN weight 1 bias 0, zero linear bias.
+
+    None on the meta device (a network built only to count its parameters and FLOPs): there a random
+    draw sets nothing and its first call imports torch's compiler, over a second of a command's start."""
+    if any(parameter.is_meta for parameter in model.parameters()):
+        return
     for module in model.modules():
         if isinstance(module, nn.Conv2d):
             nn.init.kaiming_normal_(module.weight, mode="fan_out", nonlinearity="relu")

@@ -15,6 +15,7 @@ train stage's resume state is fingerprinted with the same files.
 from __future__ import annotations
 
 import ast
+import functools
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -36,8 +37,7 @@ def module_files(module: str, root: Path = ROOT) -> list[Path]:
         found[name] = path
         parts = name.split(".")
         pending += [".".join(parts[:end]) for end in range(1, len(parts))]
-        tree = ast.parse(path.read_text(), filename=str(path))
-        imported, packages = references(tree, name, path.name == "__init__.py")
+        imported, packages = source_references(path.read_text(), name, path.name == "__init__.py")
         pending += imported
         for package in packages:
             pending += [package, *package_modules(package, root)]
@@ -51,6 +51,13 @@ def module_path(name: str, root: Path) -> Path | None:
         if path.is_file():
             return path
     return None
+
+
+@functools.cache  # a stage's modules share imports, and ``validate`` asks for every stage's: parse once
+def source_references(source: str, module: str, is_package: bool) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """:func:`references` of a module's source text."""
+    names, packages = references(ast.parse(source), module, is_package)
+    return tuple(names), tuple(packages)
 
 
 def references(tree: ast.AST, module: str, is_package: bool) -> tuple[list[str], list[str]]:
