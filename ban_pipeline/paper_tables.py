@@ -131,6 +131,13 @@ def table_named(name: str, path: Path = TABLES) -> Table:
     return tables[name]
 
 
+def tables_named(argument: str, path: Path = TABLES) -> list[Table]:
+    """The tables a ``--table`` argument names: ``all``, or names separated by commas."""
+    if argument == "all":
+        return list(load_tables(path).values())
+    return [table_named(name.strip(), path) for name in argument.split(",")]
+
+
 def run_params(run: TableRun) -> Params:
     """A run's params as its experiments start from them (seed aside), checked as every stage would."""
     from dvc.exceptions import DvcException

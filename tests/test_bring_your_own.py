@@ -66,7 +66,8 @@ def outside_project(directory: Path, model: dict[str, Any]) -> tuple[Path, torch
     project = make_project(directory)
     params = merge(yaml.safe_load((ROOT / "params.yaml").read_text()), merge(FAST, OUTSIDE))
     params["model"] = model
-    params["students"]["gen2"]["model"] = {"arch": "mynets.small:build", "width": 4}
+    params["students"] = {"gen1": {"teacher": "gen0"},
+                          "gen2": {"teacher": "gen1", "model": {"arch": "mynets.small:build", "width": 4}}}
     (project / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     write_image_folder(project / "images")
     (project / "mynets").mkdir()

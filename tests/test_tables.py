@@ -11,6 +11,7 @@ from __future__ import annotations
 import csv
 import json
 import math
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -21,6 +22,7 @@ import yaml
 from project import ROOT, environment
 
 from ban.core.errors import ConfigError
+from ban_pipeline.commands import aggregate as aggregate_command
 from ban_pipeline.paper_tables import TABLES, check_cells, load_tables, run_params
 from ban_pipeline.presets import estimated_gpu_hours
 
@@ -263,6 +265,28 @@ def test_a_table_with_no_experiment_of_its_name_says_so_and_shows_every_cell_mis
     assert result.returncode == 0
     assert "warning: no finished experiment is named mine-<run>-...: every cell is missing" in result.stderr
     assert "Missing (8 of 8 cells" in result.stdout
+
+
+def test_several_tables_are_aggregated_each_into_its_own_folder(tmp_path: Path,
+                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    """``--table table5,table6``, the command a launch of both tables ends with: each table from the
+    experiments named after it, into ``reports/tables/<table>``; options of one table refused."""
+    shutil.copytree(ROOT / "paper", tmp_path / "paper")
+    monkeypatch.chdir(tmp_path)
+    lstm = dict(data={"name": "ptb"}, model={"arch": "lstm"})
+    show = tmp_path / "experiments.json"
+    finished = experiment("table6-lstm-01-seed_0", 0, lstm_summary(78, 72, 71, 68), "2026-01-01T00:00:00",
+                          **lstm)
+    show.write_text(json.dumps([{"rev": "workspace"}, {"rev": "0" * 40, "experiments": [finished]}]))
+    aggregate_command.main(["--table", "table5,table6", "--json", str(show)])
+    table6 = (tmp_path / "reports/tables/table6/table.md").read_text().splitlines()
+    assert table6[7].startswith("| LSTM | 52M; 51.03M | 78.00 (1) vs 75.11 (+2.89) |")
+    table5 = (tmp_path / "reports/tables/table5/table.md").read_text().splitlines()
+    assert table5[0] == f"# {load_tables(ROOT / TABLES)['table5'].title}"
+    assert table5[-1].startswith("Missing (")  # no experiment is named table5-...
+    for option in (["--name", "mine"], ["--out", "elsewhere"], ["--record", "record.json"]):
+        with pytest.raises(ConfigError, match="give --name, --out or --record with one table only"):
+            aggregate_command.main(["--table", "table5,table6", "--json", str(show), *option])
 
 
 def test_a_single_seed_has_no_interval_and_marks_nothing() -> None:

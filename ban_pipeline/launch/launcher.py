@@ -27,7 +27,7 @@ from ban_pipeline.launch.plan import (
 )
 from ban_pipeline.launch.settings import Request, committed_params, pushed_experiments, study_settings
 from ban_pipeline.launch.study import Resources, run_on_ray
-from ban_pipeline.paper_tables import load_tables, table_named
+from ban_pipeline.paper_tables import table_named, tables_named
 from ban_pipeline.presets import estimated_gpu_hours, short_number
 from ban_pipeline.processes import dvc
 
@@ -92,8 +92,8 @@ def launch_study(root: Path, args: LaunchOptions, say: Callable[[str], None]) ->
     succeeded = sorted(finished) + [result.name for result in outcome.experiments if result.ok]
     if succeeded and settings.git_remote != str(root):
         dvc(root, "exp", "pull", "--no-cache", settings.git_remote, *succeeded)
-    aggregate = " and ".join(f"`python -m stages.aggregate --table {table}`" for table in tables) \
-        or "`python -m stages.aggregate`"
+    aggregate = f"`python -m stages.aggregate --table {','.join(tables)}`" if tables \
+        else "`python -m stages.aggregate`"
     say(f"{len(succeeded)} of {len(experiments) + len(plan.rejected)} experiments succeeded; see them with "
         f"`dvc exp show`, aggregate them with {aggregate}")
     if outcome.failed:
@@ -108,9 +108,7 @@ def chosen_tables(args: LaunchOptions) -> list[str]:
         return []
     if args.params:
         raise ConfigError("--table runs the presets its rows name; give --table or --params, not both")
-    names = list(load_tables()) if args.table == "all" else [name.strip() for name in args.table.split(",")]
-    for name in names:
-        table_named(name)  # an unknown name stops here
+    names = [table.name for table in tables_named(args.table)]  # an unknown name stops here
     if len(names) > 1 and args.name:
         raise ConfigError("--name: several tables are each named after their table (as `stages.aggregate "
                           "--table` reads them); give --name with one table only")

@@ -189,6 +189,7 @@ def plot_table(table: Table, results: list[CellResult], path: Path) -> None:
     axes.set_xlabel(f"paper ({shown[0].metric if shown else table.metric})")
     axes.set_ylabel("ours: mean over seeds, 95% interval")
     axes.set_title(f"{table.name}: {len(shown)} of {len(results)} cells", fontsize=10)
-    axes.legend(fontsize=7)
+    if shown:  # a table with no finished cell has nothing to label
+        axes.legend(fontsize=7)
     axes.grid(alpha=0.3)
     save_figure(figure, path)
