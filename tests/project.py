@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 import sys
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -53,6 +55,17 @@ def run(project: Path, *command: str, check: bool = True) -> subprocess.Complete
         raise AssertionError(f"{' '.join(command)} exited {result.returncode}\n"
                              f"{result.stdout}\n{result.stderr}")
     return result
+
+
+def wait_for_queue(project: Path, timeout: float = 600) -> str:
+    """``dvc queue status`` once nothing is queued or running. Each look is a DVC process, so a look
+    every few seconds: the experiments take minutes, and the suite's cores are their cores too."""
+    deadline = time.monotonic() + timeout
+    while re.search(r"\b(Queued|Running)\b", status := run(project, "dvc", "queue", "status").stdout):
+        if time.monotonic() > deadline:
+            raise AssertionError(f"the queue did not finish:\n{status}")
+        time.sleep(5)
+    return status
 
 
 def make_project(directory: Path, overrides: Mapping[str, Any] | None = None, *, fast: bool = True,

@@ -9,9 +9,7 @@ from __future__ import annotations
 
 import json
 import math
-import re
 import statistics
-import time
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +17,7 @@ import dvc.api
 import pandas as pd
 import pytest
 import yaml
-from project import make_project, run
+from project import make_project, run, wait_for_queue
 from scipy import stats
 
 from ban.core.errors import BanError, ConfigError
@@ -93,16 +91,6 @@ def test_variants_meet_the_same_network_of_the_first_variant() -> None:
     between = {(c.name, c.reference_variant, c.reference) for c in comparisons(frame) if c.role == "variant"}
     assert between == {(name, base, name) for name in ("gen0", "gen1", "control")}
     assert all(c.variant == other for c in comparisons(frame) if c.role == "variant")
-
-
-def wait_for_queue(project: Path, timeout: float = 600) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        status = run(project, "dvc", "queue", "status").stdout
-        if not re.search(r"\b(Queued|Running)\b", status):
-            return
-        time.sleep(2)
-    raise AssertionError(f"the queue did not finish:\n{status}")
 
 
 def committed(project: Path, rev: str, path: str) -> Any:

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import resource
 import shlex
 import shutil
@@ -28,7 +27,7 @@ from pathlib import Path
 import pytest
 import torch
 import yaml
-from project import FAST, environment, make_project, merge, write_params
+from project import FAST, environment, make_project, merge, wait_for_queue, write_params
 from stage_process import digests, prepare, read_until_epoch, saved_epoch, started, state_file, train
 
 from ban.core.config import params_from_mapping
@@ -387,11 +386,7 @@ def test_queued_experiments_run_side_by_side_without_clobbering(tmp_path):
     for seed in (1, 2):
         dvc(project, "exp", "run", "--queue", "-S", f"seed={seed}", "teacher")
     dvc(project, "queue", "start", "-j", "2")
-    deadline = time.monotonic() + 400
-    while re.search(r"\b(Queued|Running)\b", dvc(project, "queue", "status")):
-        assert time.monotonic() < deadline, dvc(project, "queue", "status")
-        time.sleep(2)
-    assert dvc(project, "queue", "status").count("Success") == 2
+    assert wait_for_queue(project, timeout=400).count("Success") == 2
     assert not (project / "models").exists() and not (project / "data/prepared").exists()
     results = queued_results(project)
     for seed in (1, 2):

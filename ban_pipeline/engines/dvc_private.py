@@ -54,6 +54,21 @@ def repository(root: Path | str) -> Iterator[Any]:
         yield repo
 
 
+def configure_clone(root: Path, cache_dir: str | None, remote: tuple[str, str] | None) -> None:
+    """The edits of ``dvc cache dir --local DIR`` and ``dvc remote add --local --default --force NAME URL``
+    to ``root``'s ``.dvc/config.local``, as those commands make them, without a DVC process each."""
+    checked()
+    from dvc.config import Config
+
+    with Config(dvc_dir=str(Path(root) / ".dvc")).edit("local") as local:
+        if cache_dir:
+            local["cache"]["dir"] = cache_dir
+        if remote:
+            name, url = remote
+            local["remote"][name] = {"url": url}
+            local["core"]["remote"] = name
+
+
 def pipeline_stages(repo: Any) -> list[Any]:
     """Every stage of the repository's ``dvc.yaml`` (``foreach`` expanded)."""
     return list(repo.index.stages)

@@ -97,10 +97,9 @@ def clone(runner: Runner, settings: Settings) -> None:
     except CommandFailed:
         raise CommandFailed(f"commit {settings.commit[:12]} is not in {settings.git_remote}: push it there "
                             "first", "") from None
-    if settings.shared_cache:
-        runner.dvc("cache", "dir", "--local", settings.shared_cache)
-    if settings.dvc_remote:
-        runner.dvc("remote", "add", "--local", "--default", "--force", "study", settings.dvc_remote)
+    remote = ("study", settings.dvc_remote) if settings.dvc_remote else None
+    dvc_private.configure_clone(runner.workdir, settings.shared_cache, remote)
+    runner.log.write(f"DVC's local config: cache {settings.shared_cache}, remote {settings.dvc_remote}\n")
 
 
 def run_commands(runner: Runner, job: Job, settings: Settings) -> None:
