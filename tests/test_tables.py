@@ -14,6 +14,7 @@ import math
 import shutil
 import subprocess
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +22,7 @@ import pytest
 import yaml
 from project import ROOT, environment
 
-from ban.core.errors import ConfigError
+from ban.core.errors import BanError, ConfigError
 from ban_pipeline.commands import aggregate as aggregate_command
 from ban_pipeline.paper_tables import TABLES, check_cells, load_tables, run_params
 from ban_pipeline.presets import estimated_gpu_hours
@@ -194,16 +195,24 @@ def lstm_summary(valid: float, test: float, student_valid: float, student_test: 
                      "test_perplexity": student_test}}
 
 
-def aggregate(tmp_path: Path, experiments: list[dict[str, Any]], *arguments: str
-              ) -> subprocess.CompletedProcess[str]:
+@dataclass
+class Aggregated:
+    stdout: str
+    stderr: str
+
+
+def aggregate(tmp_path: Path, capsys: pytest.CaptureFixture[str], experiments: list[dict[str, Any]],
+              *arguments: str) -> Aggregated:
+    """``stages.aggregate --table table6`` of a saved ``dvc exp show --json``, run by its ``main`` here."""
     show = tmp_path / "experiments.json"
     show.write_text(json.dumps([{"rev": "workspace"}, {"rev": "0" * 40, "experiments": experiments}]))
-    return subprocess.run([sys.executable, "-m", "stages.aggregate", "--table", "table6", "--json", str(show),
-                           "--out", str(tmp_path / "out"), *arguments], cwd=ROOT, env=environment(),
-                          capture_output=True, text=True, timeout=300)
+    aggregate_command.main(["--table", "table6", "--json", str(show), "--out", str(tmp_path / "out"),
+                            *arguments])
+    return Aggregated(*capsys.readouterr())
 
 
-def test_a_table_is_aggregated_cell_by_cell_beside_the_papers_numbers(tmp_path: Path) -> None:
+def test_a_table_is_aggregated_cell_by_cell_beside_the_papers_numbers(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     """LSTM over three seeds (seed 2 launched twice: the newest counts), CNN-LSTM missing; another
     study's experiment and an unfinished one are left out."""
     lstm = dict(data={"name": "ptb"}, model={"arch": "lstm"})
@@ -214,8 +223,7 @@ def test_a_table_is_aggregated_cell_by_cell_beside_the_papers_numbers(tmp_path: 
                    for index, (name, seed, values) in enumerate(runs)]
     experiments.append({**experiment("table6-cnn_lstm-01-seed_0", 0, {}, "2026-01-01T00:00:05", **lstm),
                         "executor": {"state": "failed"}})
-    result = aggregate(tmp_path, experiments)
-    assert result.returncode == 0, result.stderr
+    result = aggregate(tmp_path, capsys, experiments)
     assert result.stderr.strip() == ("not finished (queued, running or failed), left out: "
                                      "table6-cnn_lstm-01-seed_0")
     text = (tmp_path / "out" / "table.md").read_text()
@@ -246,23 +254,24 @@ def test_a_table_is_aggregated_cell_by_cell_beside_the_papers_numbers(tmp_path: 
     assert (tmp_path / "out" / "table.png").stat().st_size > 10_000
 
 
-def test_experiments_of_one_run_that_differ_beyond_the_seed_are_refused(tmp_path: Path) -> None:
+def test_experiments_of_one_run_that_differ_beyond_the_seed_are_refused(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     experiments = [
         experiment("table6-lstm-01-seed_0_kd_mode_ban", 0, lstm_summary(1, 2, 3, 4), "2026-01-01T00:00:00",
                    kd={"mode": "ban"}),
         experiment("table6-lstm-02-seed_0_kd_mode_cwtm", 0, lstm_summary(1, 2, 3, 4), "2026-01-01T00:00:01",
                    kd={"mode": "cwtm"}),
     ]
-    result = aggregate(tmp_path, experiments)
-    assert result.returncode == 1
-    assert result.stderr.strip() == ("error: run lstm: its experiments differ in kd.mode, not only in the "
-                                     "seed; launch each variant under its own --name and aggregate it with "
-                                     "that --name")
+    with pytest.raises(BanError) as refused:
+        aggregate(tmp_path, capsys, experiments)
+    assert refused.value.exit_code == 1
+    assert str(refused.value) == ("run lstm: its experiments differ in kd.mode, not only in the seed; launch "
+                                  "each variant under its own --name and aggregate it with that --name")
 
 
-def test_a_table_with_no_experiment_of_its_name_says_so_and_shows_every_cell_missing(tmp_path: Path) -> None:
-    result = aggregate(tmp_path, [], "--name", "mine")
-    assert result.returncode == 0
+def test_a_table_with_no_experiment_of_its_name_says_so_and_shows_every_cell_missing(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    result = aggregate(tmp_path, capsys, [], "--name", "mine")
     assert "warning: no finished experiment is named mine-<run>-...: every cell is missing" in result.stderr
     assert "Missing (8 of 8 cells" in result.stdout
 
