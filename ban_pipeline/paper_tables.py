@@ -125,17 +125,21 @@ def load_tables(path: Path = TABLES) -> dict[str, Table]:
 
 
 def table_named(name: str, path: Path = TABLES) -> Table:
-    tables = load_tables(path)
-    if name not in tables:
-        raise ConfigError(f"unknown table {name!r}; known: {', '.join(tables)}")
-    return tables[name]
+    return _pick(load_tables(path), name)
 
 
 def tables_named(argument: str, path: Path = TABLES) -> list[Table]:
     """The tables a ``--table`` argument names: ``all``, or names separated by commas."""
+    tables = load_tables(path)
     if argument == "all":
-        return list(load_tables(path).values())
-    return [table_named(name.strip(), path) for name in argument.split(",")]
+        return list(tables.values())
+    return [_pick(tables, name.strip()) for name in argument.split(",")]
+
+
+def _pick(tables: dict[str, Table], name: str) -> Table:
+    if name not in tables:
+        raise ConfigError(f"unknown table {name!r}; known: {', '.join(tables)}")
+    return tables[name]
 
 
 def run_params(run: TableRun) -> Params:

@@ -14,7 +14,6 @@ import math
 import shutil
 import subprocess
 import sys
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -195,20 +194,16 @@ def lstm_summary(valid: float, test: float, student_valid: float, student_test: 
                      "test_perplexity": student_test}}
 
 
-@dataclass
-class Aggregated:
-    stdout: str
-    stderr: str
-
-
 def aggregate(tmp_path: Path, capsys: pytest.CaptureFixture[str], experiments: list[dict[str, Any]],
-              *arguments: str) -> Aggregated:
-    """``stages.aggregate --table table6`` of a saved ``dvc exp show --json``, run by its ``main`` here."""
+              *arguments: str) -> tuple[str, str]:
+    """``stages.aggregate --table table6`` of a saved ``dvc exp show --json``, run by its ``main`` here;
+    what it printed to stdout and to stderr."""
     show = tmp_path / "experiments.json"
     show.write_text(json.dumps([{"rev": "workspace"}, {"rev": "0" * 40, "experiments": experiments}]))
     aggregate_command.main(["--table", "table6", "--json", str(show), "--out", str(tmp_path / "out"),
                             *arguments])
-    return Aggregated(*capsys.readouterr())
+    captured = capsys.readouterr()
+    return captured.out, captured.err
 
 
 def test_a_table_is_aggregated_cell_by_cell_beside_the_papers_numbers(
@@ -223,11 +218,11 @@ def test_a_table_is_aggregated_cell_by_cell_beside_the_papers_numbers(
                    for index, (name, seed, values) in enumerate(runs)]
     experiments.append({**experiment("table6-cnn_lstm-01-seed_0", 0, {}, "2026-01-01T00:00:05", **lstm),
                         "executor": {"state": "failed"}})
-    result = aggregate(tmp_path, capsys, experiments)
-    assert result.stderr.strip() == ("not finished (queued, running or failed), left out: "
+    out, err = aggregate(tmp_path, capsys, experiments)
+    assert err.strip() == ("not finished (queued, running or failed), left out: "
                                      "table6-cnn_lstm-01-seed_0")
     text = (tmp_path / "out" / "table.md").read_text()
-    assert text == result.stdout
+    assert text == out
     lines = text.splitlines()
     # teacher validation 78, 79, 80: mean 79, sd 1, interval 79 ± t(0.975, 2) / sqrt(3) = 79 ± 2.484
     # (75.11 outside: marked); test 72, 73, 74 (71.87 inside: 70.52 to 75.48); student 71, 72, 73
@@ -271,9 +266,9 @@ def test_experiments_of_one_run_that_differ_beyond_the_seed_are_refused(
 
 def test_a_table_with_no_experiment_of_its_name_says_so_and_shows_every_cell_missing(
         tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    result = aggregate(tmp_path, capsys, [], "--name", "mine")
-    assert "warning: no finished experiment is named mine-<run>-...: every cell is missing" in result.stderr
-    assert "Missing (8 of 8 cells" in result.stdout
+    out, err = aggregate(tmp_path, capsys, [], "--name", "mine")
+    assert "warning: no finished experiment is named mine-<run>-...: every cell is missing" in err
+    assert "Missing (8 of 8 cells" in out
 
 
 def test_several_tables_are_aggregated_each_into_its_own_folder(tmp_path: Path,

@@ -99,7 +99,8 @@ def clone(runner: Runner, settings: Settings) -> None:
                             "first", "") from None
     remote = ("study", settings.dvc_remote) if settings.dvc_remote else None
     dvc_private.configure_clone(runner.workdir, settings.shared_cache, remote)
-    runner.log.write(f"DVC's local config: cache {settings.shared_cache}, remote {settings.dvc_remote}\n")
+    runner.log.write(f"DVC's local config: remote {settings.dvc_remote}\n" if remote
+                     else f"DVC's local config: cache {settings.shared_cache}\n")
 
 
 def run_commands(runner: Runner, job: Job, settings: Settings) -> None:
