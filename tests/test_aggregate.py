@@ -1,8 +1,9 @@
 """Multi-seed studies: the statistics by hand, and ``stages.aggregate`` on real queued DVC experiments.
 
 The study runs a chain with a control (``kd: {mode: none}``) over two seeds through
-``dvc exp run --queue`` and ``dvc queue start``. Expected values are read from the experiments' own
-commits (``git show``), not through ``dvc exp show``.
+``dvc exp run --queue`` and ``dvc queue start -j 2``: side by side, each in a temporary workspace of its
+own. Expected values are read from the experiments' own commits (``git show``), not through
+``dvc exp show``.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import pytest
 import yaml
 from project import make_project, run, wait_for_queue
 from scipy import stats
+from stage_process import prepare, train
 
 from ban.core.errors import BanError, ConfigError
 from ban_pipeline.reporting.comparisons import comparisons
@@ -30,6 +32,7 @@ from stages import aggregate
 CONTROL = {"teacher": "gen0", "kd": {"mode": "none"}}
 CHAIN = {"train": {"epochs": 1}, "students": {"gen1": {"teacher": "gen0"}, "control": CONTROL},
          "ensemble": {"members": ["gen1"]}}
+STUDY = {**CHAIN, "students": {"control": CONTROL}, "ensemble": {"members": ["control"]}}
 
 
 def test_paired_tests_match_the_textbook_formulas() -> None:
@@ -102,8 +105,7 @@ def study(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     """Two seeds of a chain whose only student is a control, up to that student's stage, in a real
     git + DVC repository (kept short: each stage is a process that imports torch); and the error of
     an aggregate run before any experiment."""
-    project = make_project(tmp_path_factory.mktemp("study"), {**CHAIN, "students": {"control": CONTROL},
-                                                              "ensemble": {"members": ["control"]}})
+    project = make_project(tmp_path_factory.mktemp("study"), STUDY)
     with pytest.MonkeyPatch.context() as patch:
         patch.chdir(project)
         with pytest.raises(BanError) as before:
@@ -111,13 +113,34 @@ def study(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
         run(project, "dvc", "exp", "run", "--queue", "-S", "seed=range(0,2)", "student@control")
         run(project, "dvc", "queue", "start", "-j", "2")
         try:
-            wait_for_queue(project)
+            status = wait_for_queue(project)
         finally:
             run(project, "dvc", "queue", "stop", "--kill", check=False)
         aggregate.main(["--out", "reports/study"])
     refs = run(project, "git", "for-each-ref", "refs/exps", "--format=%(objectname) %(refname)").stdout
     revs = [line.split()[0] for line in refs.splitlines() if "/celery/" not in line]  # not the queue's own
-    return {"project": project, "before": str(before.value), "revs": revs}
+    return {"project": project, "before": str(before.value), "revs": revs, "status": status}
+
+
+@pytest.mark.slow
+def test_queued_experiments_run_side_by_side_without_clobbering(study: dict[str, Any],
+                                                                 tmp_path: Path) -> None:
+    """Each experiment's teacher has the metrics of its seed trained alone, and the workspace the queue ran
+    from is left untouched."""
+    project = study["project"]
+    assert study["status"].count("Success") == 2
+    assert not (project / "models").exists() and not (project / "data/prepared").exists()
+    alone = make_project(tmp_path / "alone", STUDY)
+    prepare(alone)
+    metrics = []
+    for rev in study["revs"]:
+        seed = committed(project, rev, "params.yaml")["seed"]
+        params = yaml.safe_load((alone / "params.yaml").read_text())
+        (alone / "params.yaml").write_text(yaml.safe_dump({**params, "seed": seed}, sort_keys=False))
+        assert train(alone, "gen0").returncode == 0
+        metrics.append(committed(project, rev, "metrics/gen0.json"))
+        assert metrics[-1] == json.loads((alone / "metrics/gen0.json").read_text()), seed
+    assert metrics[0] != metrics[1]
 
 
 @pytest.mark.slow

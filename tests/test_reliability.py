@@ -6,13 +6,11 @@ one thread, an uninterrupted chain and a chain whose teacher was SIGKILLed,
 SIGTERMed and SIGINTed must write byte-identical files. Also here: the state of
 another training is never read, unreadable state is discarded, a finished stage
 leaves no state behind, a code edit outside the stage's imports keeps the state, a
-NaN and a full disk stop the run, deterministic mode's switches, and two queued DVC experiments
-running at once.
+NaN and a full disk stop the run, and deterministic mode's switches.
 """
 
 from __future__ import annotations
 
-import json
 import os
 import resource
 import shlex
@@ -27,7 +25,7 @@ from pathlib import Path
 import pytest
 import torch
 import yaml
-from project import FAST, environment, make_project, merge, wait_for_queue, write_params
+from project import FAST, environment, make_project, merge, write_params
 from stage_process import digests, prepare, read_until_epoch, saved_epoch, started, state_file, train
 
 from ban.core.config import params_from_mapping
@@ -358,40 +356,3 @@ def test_a_bf16_kernel_this_cpu_lacks_is_named():
                                 "use fp32 (or auto, which picks bf16 only on CPUs with AVX512-BF16 or AMX)")
     with pytest.raises(RuntimeError, match="^could not"), explain_refusals("fp32"):
         raise RuntimeError(refused)
-
-
-def dvc(project: Path, *arguments: str) -> str:
-    result = subprocess.run(["dvc", *arguments], cwd=project, capture_output=True, text=True,
-                            env=environment(), timeout=600)
-    assert result.returncode == 0, f"dvc {' '.join(arguments)}:\n{result.stdout}\n{result.stderr}"
-    return result.stdout
-
-
-def queued_results(project: Path) -> dict[int, dict]:
-    """The teacher's metrics of every experiment, by the seed it ran with."""
-    results = {}
-    for commit in json.loads(dvc(project, "exp", "show", "--json")):
-        for experiment in commit.get("experiments") or []:
-            data = experiment["revs"][0]["data"]
-            params = data["params"]["params.yaml"]["data"]  # the file's content sits under "data"
-            results[params["seed"]] = data["metrics"]["metrics/gen0.json"]["data"]
-    return results
-
-
-@pytest.mark.slow
-def test_queued_experiments_run_side_by_side_without_clobbering(tmp_path):
-    """Two queued experiments run at once (-j 2), each in its own temporary workspace: each one's metrics
-    are those of its seed trained alone, and the workspace itself is left untouched."""
-    project = make_project(tmp_path / "project", {"train": {"device": "cpu"}})
-    for seed in (1, 2):
-        dvc(project, "exp", "run", "--queue", "-S", f"seed={seed}", "teacher")
-    dvc(project, "queue", "start", "-j", "2")
-    assert wait_for_queue(project, timeout=400).count("Success") == 2
-    assert not (project / "models").exists() and not (project / "data/prepared").exists()
-    results = queued_results(project)
-    for seed in (1, 2):
-        alone = make_project(tmp_path / f"seed{seed}", {"train": {"device": "cpu"}, "seed": seed})
-        prepare(alone)
-        assert train(alone, "gen0").returncode == 0
-        assert results[seed] == json.loads((alone / "metrics/gen0.json").read_text())
-    assert results[1] != results[2]
