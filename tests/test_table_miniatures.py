@@ -52,13 +52,21 @@ ROWS = {"table1": ("DenseNet-112-33",), "table2": ("DenseNet-112-33",), "table5"
         "table6": ("LSTM",)}
 
 
+def tiny(model: dict[str, Any]) -> dict[str, Any]:
+    """``model`` at its architecture's smallest size. A DenseNet's ``layers`` replace its ``depth``: the
+    CIFAR-100 DenseNet teachers become one network, trained once for Tables 1, 2 and 5."""
+    size = TINY[model["arch"]]
+    kept = {key: value for key, value in model.items() if not (key == "depth" and "layers" in size)}
+    return {**kept, **size}
+
+
 def miniature(preset: dict[str, Any]) -> dict[str, Any]:
     """The preset with tiny networks of the same architectures, trained for one epoch."""
     text = preset["data"]["name"] == "ptb"
-    preset["model"] = {**preset["model"], **TINY[preset["model"]["arch"]]}
+    preset["model"] = tiny(preset["model"])
     for student in preset["students"].values():
         if "model" in student:
-            student["model"] = {**student["model"], **TINY[student["model"]["arch"]]}
+            student["model"] = tiny(student["model"])
     preset["train"].update(QUICK_TEXT if text else QUICK)
     if not text:
         preset["data"]["verify"] = False
@@ -92,6 +100,7 @@ def write_ptb(root: Path) -> Path:
 @dataclass
 class Miniatures:
     project: Path
+    work: Path  # the launcher's --work-dir: each job's log
     launched: subprocess.CompletedProcess[str]
     aggregated: subprocess.CompletedProcess[str]
 
@@ -129,7 +138,7 @@ def miniatures(tmp_path_factory: pytest.TempPathFactory) -> Miniatures:
     every_table = ",".join(load_tables(ROOT / TABLES))
     aggregated = subprocess.run([sys.executable, "-m", "stages.aggregate", "--table", every_table],
                                 cwd=project, env=environment(), capture_output=True, text=True, timeout=300)
-    return Miniatures(project, launched, aggregated)
+    return Miniatures(project, root / "work", launched, aggregated)
 
 
 def students_left_out(tables: dict[str, Table]) -> dict[str, set[str]]:
@@ -157,6 +166,11 @@ def test_one_command_launches_every_table(miniatures: Miniatures) -> None:
     first = launched.stdout.splitlines()[0]
     assert first.startswith(f"study table1-table2-table5-table6: {runs} experiments")
     assert re.search(r"Ray: \d+ CPUs, 0 GPUs \(a local instance\)", launched.stdout)
+    shared = re.search(r" shared stages run once: ([^;]+);", first).group(1).split(", ")
+    assert sorted(shared) == ["prepare", "student@control", "student@gen1", "teacher"]
+    logs = [path.read_text() for path in miniatures.work.glob("*/logs/*.log")]
+    # one teacher each: the CIFAR-100 DenseNet of Tables 1, 2 and 5, the CIFAR-10 one, the LSTM
+    assert sum(log.count("Running stage 'teacher'") for log in logs) == 3
     lines = [line for line in launched.stdout.splitlines() if line.startswith("done   table")]
     assert sorted(line.split()[1].split("-")[0] for line in lines) == \
         ["table1"] * 2 + ["table2", "table5", "table6"]
