@@ -5,8 +5,10 @@
 from __future__ import annotations
 
 import functools
+import os
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -52,6 +54,28 @@ def repository(root: Path | str) -> Iterator[Any]:
 
     with Repo(str(root)) as repo:
         yield repo
+
+
+@dataclass(frozen=True)
+class Storage:
+    """What ``dvc remote list``, ``dvc remote default`` and ``dvc cache dir`` print for a repository."""
+
+    remotes: dict[str, str]  # name -> URL; a local path is absolute, resolved from the file that names it
+    default_remote: str | None
+    cache_dir: str
+
+
+def storage(root: Path) -> Storage:
+    """The repository's remotes and cache, read as those three commands read them (every config level
+    merged), without a DVC process each."""
+    checked()
+    from dvc.config import Config
+
+    config = Config(dvc_dir=str(Path(root).resolve() / ".dvc"), validate=False)
+    merged = config.read()
+    remotes = {name: str(remote["url"]) for name, remote in merged.get("remote", {}).items()}
+    cache_dir = merged.get("cache", {}).get("dir") or os.path.join(config.dvc_dir, "cache")
+    return Storage(remotes, merged.get("core", {}).get("remote"), str(cache_dir))
 
 
 def configure_clone(root: Path, cache_dir: str | None, remote: tuple[str, str] | None) -> None:

@@ -8,8 +8,9 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from ban.core.errors import BanError, ConfigError
-from ban_pipeline.processes import dvc, git
+from ban.core.errors import ConfigError
+from ban_pipeline.engines import dvc_private
+from ban_pipeline.processes import git
 
 REMOTE_TIMEOUT_S = 120  # a git remote that does not answer (a host down, a prompt for credentials)
 
@@ -49,9 +50,10 @@ def study_settings(root: Path, request: Request) -> Settings:
     if git(root, "status", "--porcelain", "--untracked-files=no"):
         print(f"warning: uncommitted changes are not part of the study; it runs commit {commit[:12]}",
               file=sys.stderr)
-    dvc_remote = shared_outputs(root, request)
+    configured = dvc_private.storage(root)
+    dvc_remote = shared_outputs(configured, request)
     work_root = Path(request.work_dir or Path(tempfile.gettempdir()) / "ban-study") / request.name
-    shared_cache = None if dvc_remote else dvc(root, "cache", "dir").strip()
+    shared_cache = None if dvc_remote else configured.cache_dir
     state_dir = Path(request.state_dir).resolve() if request.state_dir else work_root / "state"
     return Settings(git_remote=_absolute(git_source(root, request)), commit=commit, work_root=str(work_root),
                     log_dir=str(work_root / "logs"),
@@ -66,26 +68,18 @@ def git_source(root: Path, request: Request) -> str:
     return git(root, "remote", "get-url", git_remote) if git_remote in remotes else git_remote
 
 
-def shared_outputs(root: Path, request: Request) -> str | None:
+def shared_outputs(configured: dvc_private.Storage, request: Request) -> str | None:
     """The DVC remote's URL or path (``--dvc-remote``, else the default remote); None: this host's cache,
     which only a study on one host can share."""
-    dvc_remote = request.dvc_remote or default_dvc_remote(root)
+    dvc_remote = request.dvc_remote or configured.default_remote
     if dvc_remote is None and request.address:
         raise ConfigError("--dvc-remote: workers on other hosts share outputs through a DVC remote; give one "
                           "(any remote DVC supports, e.g. s3://bucket/path or a shared folder)")
-    configured = dict(line.split()[:2] for line in dvc(root, "remote", "list").splitlines() if line.strip())
-    if dvc_remote in configured:
-        return configured[dvc_remote]
+    if dvc_remote in configured.remotes:
+        return configured.remotes[dvc_remote]
     if dvc_remote and "://" not in dvc_remote:
         return str(Path(dvc_remote).resolve())
     return dvc_remote
-
-
-def default_dvc_remote(root: Path) -> str | None:
-    try:
-        return dvc(root, "remote", "default").strip() or None
-    except BanError:  # DVC fails when no remote is the default
-        return None
 
 
 def committed_params(root: Path, params: str | None, option: str = "--params") -> str | None:

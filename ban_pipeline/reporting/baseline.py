@@ -16,18 +16,19 @@ import tempfile
 from pathlib import Path
 
 from ban.core.errors import BanError
-from ban_pipeline.processes import dvc, dvc_command, git, shown
+from ban_pipeline.engines import dvc_private
+from ban_pipeline.processes import dvc_command, git, shown
 
 
 def reproduced_metrics(revision: str, path: Path) -> str:
     """The text of ``path`` after ``dvc repro`` of ``revision`` here; DVC's output goes to stderr."""
     root = Path(git(None, "rev-parse", "--show-toplevel"))
-    cache = dvc(root, "cache", "dir").strip()
+    cache = dvc_private.storage(root).cache_dir
     with tempfile.TemporaryDirectory(prefix="ban-baseline-") as parent:
         tree = Path(parent) / "revision"
         git(root, "worktree", "add", "--detach", str(tree), revision)
         try:
-            dvc(tree, "cache", "dir", "--local", cache)
+            dvc_private.configure_clone(tree, cache, None)
             (tree / "dvc.lock").unlink(missing_ok=True)
             print(f"reproducing {revision} here (stages the current run shares come from DVC's run-cache)",
                   file=sys.stderr, flush=True)
