@@ -1,19 +1,19 @@
 """Launching one of the paper's tables: its runs become experiments of their own presets, the dry run
 prints each with its estimated cost, and missing data stops the study before anything starts.
 
-A real git + DVC repository of the project with its presets and tables; no Ray (``--dry-run``).
+A real git + DVC repository of the project with its presets and tables; no Ray (``--dry-run``). The
+launcher runs by its ``main`` in this process (its process, exit codes and ``--help``: test_commands.py).
 """
 
 from __future__ import annotations
 
+import contextlib
 import re
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 from builders import write_cifar10, write_cifar100
-from project import environment, make_project, run
+from project import make_project, run
 
 from ban.core.errors import BanError
 from ban_pipeline.commands import launch
@@ -34,9 +34,19 @@ def cifar100(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return root
 
 
-def dry_run(project: Path, *arguments: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "stages.launch", *arguments, "--dry-run"], cwd=project,
-                          env=environment(), capture_output=True, text=True, timeout=300)
+def dry_run(project: Path, capsys: pytest.CaptureFixture[str], *arguments: str) -> list[str]:
+    """The lines ``stages.launch ARGUMENTS --dry-run`` prints, run by its ``main`` here."""
+    with contextlib.chdir(project):
+        launch.main([*arguments, "--dry-run"])
+    return capsys.readouterr().out.splitlines()
+
+
+def refused(project: Path, *arguments: str) -> list[str]:
+    """The lines of the usage error (exit 2) ``stages.launch ARGUMENTS --dry-run`` stops with."""
+    with contextlib.chdir(project), pytest.raises(BanError) as raised:
+        launch.main([*arguments, "--dry-run"])
+    assert raised.value.exit_code == 2
+    return f"error: {raised.value}".splitlines()
 
 
 def test_a_tables_run_is_its_preset_with_the_runs_overrides_then_the_grids(project: Path) -> None:
@@ -59,12 +69,10 @@ def test_a_tables_run_is_its_preset_with_the_runs_overrides_then_the_grids(proje
     assert [planned.params[job.name].seed for job in experiments] == [0, 1]
 
 
-@pytest.mark.slow  # the command as a process (seconds of imports)
-def test_the_dry_run_lists_every_run_times_the_grid_with_its_cost(project: Path, cifar100: Path) -> None:
-    result = dry_run(project, "--table", "table2", "--rows", "DenseNet-90-60,DenseNet-80-120",
-                     "-S", "seed=range(0,2)", "-S", f"data.root={cifar100}")
-    assert result.returncode == 0, result.stderr
-    lines = result.stdout.splitlines()
+def test_the_dry_run_lists_every_run_times_the_grid_with_its_cost(project: Path, cifar100: Path,
+                                                                  capsys: pytest.CaptureFixture[str]) -> None:
+    lines = dry_run(project, capsys, "--table", "table2", "--rows", "DenseNet-90-60,DenseNet-80-120",
+                    "-S", "seed=range(0,2)", "-S", f"data.root={cifar100}")
     assert lines[0].startswith("study table2: 4 experiments of commit")
     table = table_named("table2", project / "paper" / "tables.yaml")
     hours = {run_id: estimated_gpu_hours(run_params(table.runs[run_id]))
@@ -80,13 +88,10 @@ def test_the_dry_run_lists_every_run_times_the_grid_with_its_cost(project: Path,
                                 "experiments")
 
 
-@pytest.mark.slow  # the command as a process (seconds of imports)
 def test_missing_data_stops_the_study_before_it_starts_naming_what_is_missing(project: Path, tmp_path: Path,
                                                                               cifar100: Path) -> None:
-    result = dry_run(project, "--table", "table1", "--rows", "WRN-28-2", "-S", f"data.root={tmp_path}")
-    assert result.returncode == 2
-    lines = result.stderr.splitlines()
-    assert len(lines) == 4, result.stderr
+    lines = refused(project, "--table", "table1", "--rows", "WRN-28-2", "-S", f"data.root={tmp_path}")
+    assert len(lines) == 4, lines
     assert lines[0] == ("error: data not found where the jobs read it (checked on this host; every node "
                         "must see data.root at the same path):")
     assert lines[1].startswith(f"  cifar10: {tmp_path}/cifar-10-batches-py/ lacks data_batch_1, "
@@ -100,25 +105,23 @@ def test_missing_data_stops_the_study_before_it_starts_naming_what_is_missing(pr
     local = project / "data" / "raw"
     write_cifar100(local)
     try:
-        result = dry_run(project, "--table", "table2", "--rows", "DenseNet-90-60")
+        lines = refused(project, "--table", "table2", "--rows", "DenseNet-90-60")
     finally:
         run(project, "rm", "-r", str(local / "cifar-100-python"))
-    assert result.returncode == 2
-    assert result.stderr.splitlines()[1] == (
+    assert lines[1] == (
         "  cifar100: data.root data/raw is relative, so each job reads it inside its own clone of the "
         "commit, where git tracks nothing there; give an absolute path that every node reads (needed by 1: "
         "table2-densenet_90_60-01)")
 
 
-@pytest.mark.slow  # the command as a process (seconds of imports)
-def test_several_tables_are_one_study_each_named_after_its_table(project: Path, tmp_path: Path) -> None:
+def test_several_tables_are_one_study_each_named_after_its_table(project: Path, tmp_path: Path,
+                                                                 capsys: pytest.CaptureFixture[str]) -> None:
     write_cifar10(tmp_path)
     write_cifar100(tmp_path)
-    result = dry_run(project, "--table", "table1,table6", "--rows", "table1:WRN-28-1", "-S", "seed=0,1",
-                     "-S", f"data.root={tmp_path}")
-    assert result.returncode == 0, result.stderr
-    assert result.stdout.splitlines()[0].startswith("study table1-table6: 8 experiments of commit")
-    names = [line.split(":")[0].strip() for line in result.stdout.splitlines() if line.startswith("  table")]
+    lines = dry_run(project, capsys, "--table", "table1,table6", "--rows", "table1:WRN-28-1",
+                    "-S", "seed=0,1", "-S", f"data.root={tmp_path}")
+    assert lines[0].startswith("study table1-table6: 8 experiments of commit")
+    names = [line.split(":")[0].strip() for line in lines if line.startswith("  table")]
     assert names == [f"{run}-0{index}-seed_{index - 1}" for run in (
         "table1-c10_wrn_28_1", "table1-c100_wrn_28_1", "table6-cnn_lstm", "table6-lstm") for index in (1, 2)]
 
@@ -136,10 +139,6 @@ def test_several_tables_are_one_study_each_named_after_its_table(project: Path, 
     (("--table", "table1,table2", "--name", "mine"), "error: --name: several tables are each named after "
      "their table (as `stages.aggregate --table` reads them); give --name with one table only"),
 ])
-def test_a_wrong_table_or_row_is_one_line(project: Path, arguments: tuple[str, ...], message: str,
-                                         monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_wrong_table_or_row_is_one_line(project: Path, arguments: tuple[str, ...], message: str) -> None:
     """The launcher's own error, which its process prints as ``error: ...`` and exits with (2: usage)."""
-    monkeypatch.chdir(project)
-    with pytest.raises(BanError) as raised:
-        launch.main([*arguments, "--dry-run"])
-    assert (raised.value.exit_code, f"error: {raised.value}") == (2, message)
+    assert refused(project, *arguments) == [message]
