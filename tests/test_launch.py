@@ -420,11 +420,12 @@ def test_a_wrong_address_a_missing_token_and_a_malformed_sweep_are_one_line_at_o
 
 def test_ctrl_c_cancels_the_study_and_leaves_no_half_written_results(cluster: Cluster, study: Study,
                                                                      tmp_path: Path) -> None:
-    project = make_project(tmp_path / "project", STUDY)
-    git_remote, dvc_remote = remotes(tmp_path, project, "cancelled")
-    launcher = subprocess.Popen(command(cluster.address, git_remote, dvc_remote, tmp_path / "work", "cancel",
-                                        *GRID),
-                                cwd=project, env=cluster.env(), text=True, stdout=subprocess.PIPE,
+    """Another seed of the study's commit, so that its teacher trains: SIGINT once its first epoch is
+    logged."""
+    launch_line = command(cluster.address, study.git_remote, study.dvc_remote, tmp_path / "work", "cancel",
+                          "-S", "seed=1", "-S", "kd.mode=ban,cwtm")
+    launcher = subprocess.Popen(launch_line,
+                                cwd=study.project, env=cluster.env(), text=True, stdout=subprocess.PIPE,
                                 stderr=subprocess.PIPE)
     deadline = time.monotonic() + 300
     while not any("gen0 epoch   1/" in log.read_text() for log in (tmp_path / "work").glob("*/logs/*.log")):
@@ -437,11 +438,12 @@ def test_ctrl_c_cancels_the_study_and_leaves_no_half_written_results(cluster: Cl
     assert not launcher_ray_processes(cluster)
     assert not [process for process in psutil.process_iter(["cwd"])
                 if process.info["cwd"] and str(tmp_path / "work") in process.info["cwd"]]
-    assert run(project, "git", "ls-remote", str(git_remote), "refs/exps/*").stdout == ""
-    for entry in dvc_remote.glob("runs/*/*/*"):  # whatever entry was pushed has every file it names
+    pushed = run(study.project, "git", "ls-remote", str(study.git_remote), "refs/exps/*").stdout
+    assert "/cancel-" not in pushed
+    for entry in study.dvc_remote.glob("runs/*/*/*"):  # whatever entry was pushed has every file it names
         for out_ in yaml.safe_load(entry.read_text())["outs"]:
             digest = out_["md5"]
-            assert (dvc_remote / "files" / "md5" / digest[:2] / digest[2:]).exists(), out_["path"]
+            assert (study.dvc_remote / "files" / "md5" / digest[:2] / digest[2:]).exists(), out_["path"]
 
 
 def test_a_killed_launcher_relaunched_runs_only_what_is_left(cluster: Cluster, study: Study,

@@ -1,5 +1,6 @@
 """Every one of the paper's tables in miniature, end to end: one ``stages.launch --table all`` runs them
-on a local Ray instance, one ``stages.aggregate --table`` reads them all back, and every cell is checked.
+on a local Ray instance, one ``stages.aggregate --table`` (by its ``main``, in this process) reads them all
+back, and every cell is checked.
 
 A miniature keeps what a table is made of: its runs (presets with their overrides), rows, columns and
 objectives (each preset's students, ``kd`` and ensembles). It shrinks only what costs time: every network
@@ -15,7 +16,9 @@ must show missing.
 
 from __future__ import annotations
 
+import contextlib
 import csv
+import io
 import random
 import re
 import shutil
@@ -33,6 +36,7 @@ import yaml
 from builders import free_port, write_cifar10, write_pickle
 from project import ROOT, environment, make_project, run
 
+from ban_pipeline.commands import aggregate
 from ban_pipeline.paper_tables import TABLES, Row, Table, load_tables
 
 pytestmark = pytest.mark.slow  # real pipelines: processes, DVC, git, Ray
@@ -102,7 +106,7 @@ class Miniatures:
     project: Path
     work: Path  # the launcher's --work-dir: each job's log
     launched: subprocess.CompletedProcess[str]
-    aggregated: subprocess.CompletedProcess[str]
+    aggregated: str  # what the aggregation printed
 
 
 @pytest.fixture(scope="module")
@@ -136,9 +140,10 @@ def miniatures(tmp_path_factory: pytest.TempPathFactory) -> Miniatures:
     finally:
         shutil.rmtree(ray_temp, ignore_errors=True)
     every_table = ",".join(load_tables(ROOT / TABLES))
-    aggregated = subprocess.run([sys.executable, "-m", "stages.aggregate", "--table", every_table],
-                                cwd=project, env=environment(), capture_output=True, text=True, timeout=300)
-    return Miniatures(project, root / "work", launched, aggregated)
+    printed = io.StringIO()  # the command the launcher's last line gives, by its main here
+    with contextlib.chdir(project), contextlib.redirect_stdout(printed):
+        aggregate.main(["--table", every_table])
+    return Miniatures(project, root / "work", launched, printed.getvalue())
 
 
 def students_left_out(tables: dict[str, Table]) -> dict[str, set[str]]:
@@ -184,9 +189,7 @@ def test_each_miniature_table_is_aggregated_with_every_cell_in_the_papers_layout
                                                                                  name: str) -> None:
     table = load_tables(ROOT / TABLES)[name]
     rows = selected_rows(name)
-    aggregated = miniatures.aggregated  # the command the launcher's last line gives, for every table at once
-    assert aggregated.returncode == 0, aggregated.stderr
-    assert f"# {table.title}" in aggregated.stdout
+    assert f"# {table.title}" in miniatures.aggregated  # every table at once
     out = miniatures.project / "reports" / "tables" / name
     lines = (out / "table.md").read_text().splitlines()
     assert lines[0] == f"# {table.title}"
