@@ -1,6 +1,7 @@
 """DVC's internals that the pipeline calls, and nothing else calls: params overrides and sweeps as
-``dvc exp run -S`` applies them (``dvc.utils``), a repository's stages (``Repo.index``) and its run-cache
-(``Repo.stage_cache``). The first call checks the installed DVC against :data:`SUPPORTED`."""
+``dvc exp run -S`` applies them (``dvc.utils``), a repository's stages (``Repo.index``), its run-cache
+(``Repo.stage_cache``) and its remotes and cache (``dvc.config``). The first call checks the installed DVC
+against :data:`SUPPORTED`."""
 
 from __future__ import annotations
 
