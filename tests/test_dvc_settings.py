@@ -32,7 +32,6 @@ def printed(project: Path, *arguments: str) -> str:
 def test_remotes_and_cache_are_what_dvc_prints(tmp_path: Path) -> None:
     """Remotes of the repository and local levels, relative paths among them, a default and a cache."""
     project = repository(tmp_path / "project")
-    assert storage(project) == storage(project)  # read twice, the same
     bare = storage(project)
     assert (bare.remotes, bare.default_remote) == ({}, None)
     assert bare.cache_dir == printed(project, "cache", "dir").strip()
