@@ -13,6 +13,8 @@ from ban_pipeline.engines.dvc_private import configure_clone, storage
 
 pytestmark = pytest.mark.slow  # DVC's commands as processes, to compare with
 
+LONG_URL = "s3://a-rather-long-bucket-name-for-experiments/projects/born-again/dvc-store"
+
 
 def repository(directory: Path) -> Path:
     directory.mkdir(parents=True)
@@ -30,18 +32,19 @@ def printed(project: Path, *arguments: str) -> str:
 
 
 def test_remotes_and_cache_are_what_dvc_prints(tmp_path: Path) -> None:
-    """Remotes of the repository and local levels, relative paths among them, a default and a cache."""
+    """Remotes of the repository and local levels, relative paths among them, a URL longer than the 80
+    columns DVC wraps its lines at without a terminal, a default and a cache."""
     project = repository(tmp_path / "project")
     bare = storage(project)
     assert (bare.remotes, bare.default_remote) == ({}, None)
     assert bare.cache_dir == printed(project, "cache", "dir").strip()
     run(project, "dvc", "remote", "add", "-d", "shared", "../store")
-    run(project, "dvc", "remote", "add", "bucket", "s3://bucket/path")
+    run(project, "dvc", "remote", "add", "bucket", LONG_URL)
     run(project, "dvc", "remote", "add", "--local", "mine", "../mine")
     run(project, "dvc", "cache", "dir", "--local", "../cache")
     listed = {line.split()[0]: line.split()[1] for line in printed(project, "remote", "list").splitlines()}
     found = storage(project)
-    assert found.remotes == listed == {"shared": str(tmp_path / "store"), "bucket": "s3://bucket/path",
+    assert found.remotes == listed == {"shared": str(tmp_path / "store"), "bucket": LONG_URL,
                                        "mine": str(tmp_path / "mine")}
     assert found.default_remote == printed(project, "remote", "default").strip() == "shared"
     assert found.cache_dir == printed(project, "cache", "dir").strip() == str(tmp_path / "cache")
