@@ -7,7 +7,7 @@ import argparse
 import gc
 from collections.abc import Callable
 
-from ban_pipeline.runner import run
+from ban_pipeline import runner
 
 __all__ = ["run", "run_process", "stage_arguments"]
 
@@ -18,6 +18,13 @@ def stage_arguments(module: str, doc: str | None, reads: str) -> argparse.Argume
                                    formatter_class=argparse.RawDescriptionHelpFormatter,
                                    epilog=f"params.yaml keys it reads: {reads}. DVC runs it (dvc repro, "
                                    "dvc exp run) as dvc.yaml says; its outputs are dvc.yaml's outs.")
+
+
+def run(main: Callable[[list[str]], None], argv: list[str] | None = None) -> None:
+    """``ban_pipeline.runner.run``, with the garbage collector on again (``stages`` holds it off while
+    ``python -m stages.X`` imports)."""
+    gc.enable()
+    runner.run(main, argv)
 
 
 def run_process(main: Callable[[list[str]], None]) -> None:
