@@ -11,6 +11,8 @@ from ban_pipeline import runner
 
 __all__ = ["run", "run_process", "stage_arguments"]
 
+FULL_COLLECTIONS_RARER = 100
+
 
 def stage_arguments(module: str, doc: str | None, reads: str) -> argparse.ArgumentParser:
     """The parser of a pipeline stage: its description, and the ``params.yaml`` keys it reads."""
@@ -34,8 +36,13 @@ def run_process(main: Callable[[list[str]], None]) -> None:
     torch and its compiler stack are hundreds of thousands of long-lived objects, which every full
     collection walks again, and the interpreter runs full collections as it exits: about a second of
     a train stage's five. Only for a process that ends with the stage: frozen cycles are never freed.
+    Full collections are then a hundred times rarer (young ones as often as ever): the objects a stage
+    creates later and keeps are modules imported as it works (DVCLive, the compiler stack torch.optim
+    imports at its first step), which each full collection would walk again.
     """
     gc.freeze()
+    young, middle, full = gc.get_threshold()
+    gc.set_threshold(young, middle, full * FULL_COLLECTIONS_RARER)
     try:
         run(main)
     finally:
