@@ -11,7 +11,7 @@ from ban_pipeline import runner
 
 __all__ = ["run", "run_process", "stage_arguments"]
 
-FULL_COLLECTIONS_RARER = 100
+FULL_COLLECTION_EVERY = 1000  # collections of the middle generation; Python's default is 10
 
 
 def stage_arguments(module: str, doc: str | None, reads: str) -> argparse.ArgumentParser:
@@ -41,8 +41,8 @@ def run_process(main: Callable[[list[str]], None]) -> None:
     imports at its first step), which each full collection would walk again.
     """
     gc.freeze()
-    young, middle, full = gc.get_threshold()
-    gc.set_threshold(young, middle, full * FULL_COLLECTIONS_RARER)
+    young, middle, _ = gc.get_threshold()
+    gc.set_threshold(young, middle, FULL_COLLECTION_EVERY)
     try:
         run(main)
     finally:
