@@ -21,6 +21,10 @@ import subprocess
 import sys
 from pathlib import Path
 
+import torch
+
+from ban.training.device import device_label
+
 ROOT = Path(__file__).resolve().parents[1]
 STAGES = ("validate", "prepare", "train", "ensemble", "evaluate")
 COLLECTING = ("import runpy, sys; sys.argv = [sys.argv[0], '--help']; "
@@ -45,20 +49,14 @@ def measure(stage: str, runs: int) -> tuple[float, float]:
     return statistics.median(shipped), statistics.median(collecting)
 
 
-def cpu_model() -> str:
-    for line in Path("/proc/cpuinfo").read_text().splitlines() if Path("/proc/cpuinfo").exists() else []:
-        if line.startswith("model name"):
-            return line.split(":", 1)[1].strip()
-    return platform.processor() or platform.machine()
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m bench.stage_startup", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--runs", type=int, default=5, help="runs of each way per stage (default 5)")
     parser.add_argument("--stages", nargs="+", choices=STAGES, default=list(STAGES))
     args = parser.parse_args()
-    print(f"CPU: {cpu_model()}; Python {platform.python_version()}; {args.runs} runs of each way")
+    cpu = device_label(torch.device("cpu"))
+    print(f"{cpu}; Python {platform.python_version()}; {args.runs} runs of each way")
     print("| stage | as shipped (CPU s) | collector on (CPU s) | ratio |")
     print("|---|---|---|---|")
     totals = [0.0, 0.0]
