@@ -1,5 +1,5 @@
 """What holding the garbage collector off while a stage imports saves: the CPU time of each stage's
-start-up, as shipped and with the collector on throughout.
+start-up, as shipped and with the collector on while it imports.
 
     python -m bench.stage_startup                 # every pipeline stage, 5 runs of each way
     python -m bench.stage_startup --runs 9 --stages train validate
